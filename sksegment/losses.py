@@ -36,7 +36,11 @@ __all__ = [
     "CompoundLoss",
     "CrossEntropyLoss",
     "DiceLoss",
+    "FocalLoss",
+    "JaccardLoss",
+    "LovaszLoss",
     "MAELoss",
+    "TverskyLoss",
     "compute_class_weight",
     "get_loss",
     "loss_names",
@@ -304,6 +308,53 @@ class MAELoss(_SegmentationLoss):
         return (per_pixel * pixel_weight).sum() / pixel_weight.sum().clamp_min(_TINY)
 
 
+class FocalLoss(_SegmentationLoss):
+    """Focal loss (``"focal"``; Lin et al., ICCV 2017).
+
+    The mean over labelled pixels of ``-alpha_t (1 - p_t)^gamma log p_t``,
+    with ``p_t`` the softmax probability of the true class and ``alpha_t`` the
+    ``class_weight`` of the true class (1 without ``class_weight``). As in the
+    paper the sum is divided by the number of labelled pixels (not by the sum
+    of ``alpha_t``), so with ``gamma=0`` and no class weights it equals
+    ``"cross_entropy"``.
+
+    Parameters
+    ----------
+    gamma : float, default=2.0
+        Focusing parameter, >= 0.
+    class_weight : array-like of shape (K,), default=None
+        Per-class ``alpha``.
+    ignore_index : int, default=-100
+        Target value of pixels that count in nothing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sksegment.losses import FocalLoss
+    >>> logits = torch.zeros(1, 2, 1, 2)  # p_t = 0.5: 0.25 * log(2)
+    >>> round(FocalLoss()(logits, torch.tensor([[[0, 1]]])).item(), 4)
+    0.1733
+    """
+
+    def __init__(self, *, gamma=2.0, class_weight=None, ignore_index=IGNORE):
+        super().__init__(class_weight=class_weight, ignore_index=ignore_index)
+        self.gamma = _check_number(gamma, "gamma")
+
+    def _loss(self, logits, target, valid, weight):
+        safe = torch.where(valid, target, torch.zeros_like(target))
+        log_pt = logits.log_softmax(dim=1).gather(1, safe.unsqueeze(1))[:, 0]
+        per_pixel = -log_pt
+        if self.gamma > 0:
+            # 1 - p_t computed as -expm1(log p_t) for accuracy near p_t = 1;
+            # the clamp keeps the gradient of x**gamma finite at x = 0.
+            one_minus = (-torch.expm1(log_pt)).clamp_min(_TINY)
+            per_pixel = per_pixel * one_minus.pow(self.gamma)
+        if weight is not None:
+            per_pixel = per_pixel * weight[safe]
+        per_pixel = torch.where(valid, per_pixel, torch.zeros((), device=logits.device))
+        return per_pixel.sum() / valid.sum().clamp_min(1).to(torch.float32)
+
+
 # ---------------------------------------------------------------------------
 # region losses
 # ---------------------------------------------------------------------------
@@ -451,6 +502,207 @@ class DiceLoss(_RegionLoss):
 DiceLoss.__doc__ = DiceLoss.__doc__.format(rules=_REGION_RULES.format(name="dice"))
 
 
+class JaccardLoss(_RegionLoss):
+    """Soft Jaccard (intersection over union) loss (``"jaccard"``).
+
+    With ``p`` the softmax probabilities and ``q`` the one-hot target, the soft
+    IoU of class ``k`` is::
+
+        J_k = (sum_i p_ik q_ik + smooth)
+              / (sum_i p_ik + sum_i q_ik - sum_i p_ik q_ik + smooth)
+
+    and the loss is ``1 - mean_k J_k`` over the classes that count (see below).
+    {rules}
+    Parameters
+    ----------
+    smooth : float, default=0.0
+        Added to numerator and denominator (the denominator of a present class
+        is at least 1, so 0 is safe).
+    per_image : bool, default=False
+        Sums per image instead of over the batch.
+    include_background : bool, default=True
+        Whether class 0 counts.
+    penalize_absent : bool, default=True
+        Whether predicted mass on classes absent from the target is added.
+    class_weight : array-like of shape (K,), default=None
+        Weights of the mean over classes.
+    ignore_index : int, default=-100
+        Target value of pixels that count in nothing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sksegment.losses import JaccardLoss
+    >>> target = torch.tensor([[[0, 1], [1, 1]]])
+    >>> round(JaccardLoss()(torch.zeros(1, 2, 2, 2), target).item(), 4)  # 1 - (0.5/2.5 + 1.5/3.5)/2
+    0.6857
+    """
+
+    def __init__(self, *, smooth=0.0, per_image=False, include_background=True,
+                 penalize_absent=True, class_weight=None, ignore_index=IGNORE):
+        super().__init__(smooth=smooth, per_image=per_image,
+                         include_background=include_background,
+                         penalize_absent=penalize_absent, class_weight=class_weight,
+                         ignore_index=ignore_index)
+
+    def _score(self, sums, present):
+        union = sums["p"] + sums["q"] - sums["pq"]
+        return self._ratio(sums["pq"] + self.smooth, union + self.smooth, present)
+
+
+JaccardLoss.__doc__ = JaccardLoss.__doc__.format(rules=_REGION_RULES.format(name="jaccard"))
+
+
+class TverskyLoss(_RegionLoss):
+    """Tversky loss (``"tversky"``, Salehi et al. 2017).
+
+    With ``p`` the softmax probabilities and ``q`` the one-hot target, the
+    Tversky index of class ``k`` is::
+
+        TI_k = (sum_i p q + smooth)
+               / (sum_i p q + alpha sum_i p (1 - q) + beta sum_i (1 - p) q + smooth)
+
+    (sums over pixels ``i`` of class ``k``'s channel) and the loss is
+    ``1 - mean_k TI_k`` over the classes that count (see below). ``alpha``
+    weighs false positives, ``beta`` false negatives; ``alpha = beta = 0.5`` is
+    the Dice loss with the plain denominator (``DiceLoss(squared=False)``) and
+    ``alpha = beta = 1`` the Jaccard loss.
+    {rules}
+    Parameters
+    ----------
+    alpha : float, default=0.5
+        Weight of false positives, >= 0.
+    beta : float, default=0.5
+        Weight of false negatives, >= 0 (``alpha + beta > 0``).
+    smooth : float, default=0.0
+        Added to numerator and denominator.
+    per_image : bool, default=False
+        Sums per image instead of over the batch.
+    include_background : bool, default=True
+        Whether class 0 counts.
+    penalize_absent : bool, default=True
+        Whether predicted mass on classes absent from the target is added.
+    class_weight : array-like of shape (K,), default=None
+        Weights of the mean over classes.
+    ignore_index : int, default=-100
+        Target value of pixels that count in nothing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sksegment.losses import DiceLoss, TverskyLoss
+    >>> logits, target = torch.randn(1, 3, 4, 4), torch.randint(0, 3, (1, 4, 4))
+    >>> tversky = TverskyLoss(alpha=0.5, beta=0.5)(logits, target)
+    >>> bool(torch.isclose(tversky, DiceLoss(squared=False)(logits, target)))
+    True
+    """
+
+    def __init__(self, *, alpha=0.5, beta=0.5, smooth=0.0, per_image=False,
+                 include_background=True, penalize_absent=True, class_weight=None,
+                 ignore_index=IGNORE):
+        super().__init__(smooth=smooth, per_image=per_image,
+                         include_background=include_background,
+                         penalize_absent=penalize_absent, class_weight=class_weight,
+                         ignore_index=ignore_index)
+        self.alpha = _check_number(alpha, "alpha")
+        self.beta = _check_number(beta, "beta")
+        if self.alpha + self.beta == 0:
+            raise ValueError("alpha and beta must not both be 0.")
+
+    def _score(self, sums, present):
+        tp = sums["pq"]
+        fp = sums["p"] - tp
+        fn = sums["q"] - tp
+        den = tp + self.alpha * fp + self.beta * fn + self.smooth
+        return self._ratio(tp + self.smooth, den, present)
+
+
+TverskyLoss.__doc__ = TverskyLoss.__doc__.format(rules=_REGION_RULES.format(name="tversky"))
+
+
+class LovaszLoss(_SegmentationLoss):
+    """Lovász-softmax loss (``"lovasz"``; Berman, Rannen Triki and Blaschko,
+    CVPR 2018), a convex surrogate of the Jaccard loss.
+
+    For each class ``c``, the errors ``m_i = |q_ic - p_ic|`` of the labelled
+    pixels are sorted in decreasing order (permutation ``pi``) and::
+
+        loss_c = sum_i m_pi(i) * (Delta_c({{pi(1) .. pi(i)}}) - Delta_c({{pi(1) .. pi(i-1)}}))
+
+    the Lovász extension of the Jaccard loss
+    ``Delta_c(M) = |M| / |G_c union M|`` of the set ``M`` of mispredicted pixels
+    (``G_c`` the pixels of class ``c``). The loss is the mean of ``loss_c``
+    (weighted by ``class_weight``) over the classes present in the target
+    (``classes="present"``, as in the paper) or over all classes
+    (``classes="all"``; an absent class then costs its largest predicted
+    probability). The pixels are those of the whole batch, or of each image
+    with ``per_image=True`` (then the mean over images with labelled pixels).
+    When no class counts the loss is 0.
+
+    Parameters
+    ----------
+    classes : {{"present", "all"}}, default="present"
+        Which classes enter the mean.
+    per_image : bool, default=False
+        Computed per image and averaged, instead of over the batch.
+    include_background : bool, default=True
+        Whether class 0 counts.
+    class_weight : array-like of shape (K,), default=None
+        Weights of the mean over classes.
+    ignore_index : int, default=-100
+        Target value of pixels that count in nothing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sksegment.losses import LovaszLoss
+    >>> target = torch.tensor([[[0, 1], [1, 1]]])
+    >>> round(LovaszLoss()(torch.zeros(1, 2, 2, 2), target).item(), 4)  # all errors 0.5
+    0.5
+    """
+
+    def __init__(self, *, classes="present", per_image=False, include_background=True,
+                 class_weight=None, ignore_index=IGNORE):
+        super().__init__(class_weight=class_weight, ignore_index=ignore_index)
+        if classes not in ("present", "all"):
+            raise ValueError(f"classes must be 'present' or 'all'; got {classes!r}.")
+        self.classes = classes
+        self.per_image = _check_bool(per_image, "per_image")
+        self.include_background = _check_bool(include_background, "include_background")
+
+    def _loss(self, logits, target, valid, weight):
+        p, q = self._probabilities(logits, target, valid)
+        n_classes = p.shape[1]
+        if self.per_image:
+            p, q = p.flatten(2), q.flatten(2)  # (N, K, HW)
+            labelled = valid.flatten(1).any(dim=1)
+        else:
+            p = p.transpose(0, 1).reshape(1, n_classes, -1)  # (1, K, NHW)
+            q = q.transpose(0, 1).reshape(1, n_classes, -1)
+            labelled = valid.any().reshape(1)
+        # Ignored pixels have p = q = 0, hence error 0: they sort last and
+        # contribute 0 whatever their gradient weight.
+        errors = (q - p).abs()
+        errors, order = errors.sort(dim=2, descending=True)
+        fg = q.gather(2, order)
+        n_fg = fg.sum(dim=2, keepdim=True)
+        intersection = n_fg - fg.cumsum(dim=2)
+        union = n_fg + (1.0 - fg).cumsum(dim=2)  # >= 1 everywhere
+        jaccard = 1.0 - intersection / union
+        grad = torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], dim=2)
+        per_class = (errors * grad).sum(dim=2)  # (B, K)
+        counts = torch.ones_like(per_class, dtype=torch.bool)
+        if self.classes == "present":
+            counts = n_fg[..., 0] > 0
+        if not self.include_background:
+            counts[:, 0] = False
+        w = torch.ones(n_classes, device=p.device) if weight is None else weight
+        w_counts = w * counts
+        per_group = (w_counts * per_class).sum(dim=1) / w_counts.sum(dim=1).clamp_min(_TINY)
+        labelled = labelled.to(torch.float32)
+        return (per_group * labelled).sum() / labelled.sum().clamp_min(1.0)
+
+
 # ---------------------------------------------------------------------------
 # registry, weighted sums, builder
 # ---------------------------------------------------------------------------
@@ -459,7 +711,11 @@ DiceLoss.__doc__ = DiceLoss.__doc__.format(rules=_REGION_RULES.format(name="dice
 LOSSES = {
     "cross_entropy": CrossEntropyLoss,
     "mae": MAELoss,
+    "focal": FocalLoss,
     "dice": DiceLoss,
+    "jaccard": JaccardLoss,
+    "tversky": TverskyLoss,
+    "lovasz": LovaszLoss,
 }
 
 
