@@ -1,0 +1,119 @@
+"""Drawing training batches from images kept in their own dtype on the host.
+
+A batch is a NumPy triple ``(x, y, valid)``: images ``(B, h, w, C)`` and masks
+``(B, h, w)`` in the user's dtypes, and ``valid`` — a boolean ``(B, h, w)``
+array, or None when every pixel is real — that marks the pixels which came
+from an image rather than from padding. Only the batch is copied, never the
+data set.
+"""
+
+import numpy as np
+
+
+def _pair(value):
+    if value is None:
+        return None
+    if np.ndim(value) == 0:
+        return int(value), int(value)
+    return int(value[0]), int(value[1])
+
+
+class BatchSampler:
+    """Shuffled batches of whole images or of random patches.
+
+    Parameters
+    ----------
+    images : ndarray (n, H, W, C) or list of (H, W, C) arrays
+    masks : ndarray (n, H, W) or list of (H, W) arrays
+    batch_size : int
+    patch_size : int, (int, int) or None
+        Random crops of this size; None uses whole images (a batch of images
+        of different sizes is padded to the largest).
+    foreground_fraction : float
+        Share of patches centred on a pixel whose label is not ``background``.
+    background : label value or None
+        The background label (``classes_[0]``); pixels equal to it, or to
+        ``ignore_label``, are not foreground.
+    """
+
+    def __init__(self, images, masks, batch_size, patch_size=None,
+                 foreground_fraction=0.0, background=None, ignore_label=None):
+        self.images = images
+        self.masks = masks
+        self.batch_size = batch_size
+        self.patch_size = _pair(patch_size)
+        self.foreground_fraction = foreground_fraction
+        self.background = background
+        self.ignore_label = ignore_label
+        self.n = len(images)
+        self._is_array = isinstance(images, np.ndarray)
+
+    def n_batches(self, n_items=None):
+        n_items = self.n if n_items is None else n_items
+        return -(-n_items // self.batch_size)
+
+    def epoch(self, rng, indices=None):
+        """Yield the batches of one epoch over ``indices`` (default: all), in
+        an order drawn from ``rng`` (a NumPy RandomState)."""
+        indices = np.arange(self.n) if indices is None else np.asarray(indices)
+        order = indices[rng.permutation(len(indices))]
+        for start in range(0, len(order), self.batch_size):
+            yield self.batch(order[start:start + self.batch_size], rng)
+
+    def batch(self, idx, rng):
+        if self.patch_size is None and self._is_array:
+            idx = np.sort(idx)  # sorted fancy indexing reads memory in order
+            return self.images[idx], self.masks[idx], None
+        crops = [self._crop(i, rng) for i in idx]
+        return _stack([c[0] for c in crops], [c[1] for c in crops])
+
+    def _crop(self, i, rng):
+        img, msk = self.images[i], self.masks[i]
+        if self.patch_size is None:
+            return img, msk
+        H, W = msk.shape
+        ph, pw = self.patch_size
+        cy = cx = None
+        if self.foreground_fraction > 0 and rng.random_sample() < self.foreground_fraction:
+            cy, cx = self._foreground_pixel(msk, rng)
+        if cy is None:
+            top = rng.randint(0, max(H - ph, 0) + 1)
+            left = rng.randint(0, max(W - pw, 0) + 1)
+        else:
+            top = int(np.clip(cy - ph // 2, 0, max(H - ph, 0)))
+            left = int(np.clip(cx - pw // 2, 0, max(W - pw, 0)))
+        return img[top:top + ph, left:left + pw], msk[top:top + ph, left:left + pw]
+
+    def _foreground_pixel(self, msk, rng, tries=64):
+        """A random pixel that is neither background nor unlabelled, found by
+        rejection sampling (no full scan of the mask); None when none is hit."""
+        H, W = msk.shape
+        ys = rng.randint(0, H, size=tries)
+        xs = rng.randint(0, W, size=tries)
+        values = msk[ys, xs]
+        ok = values != self.background
+        if self.ignore_label is not None:
+            ok &= values != self.ignore_label
+        hit = np.flatnonzero(ok)
+        if hit.size == 0:
+            return None, None
+        return ys[hit[0]], xs[hit[0]]
+
+
+def _stack(xs, ys):
+    """Stack crops; pad those smaller than the largest (``valid`` marks real pixels)."""
+    shapes = {y.shape for y in ys}
+    if len(shapes) == 1:
+        return np.stack(xs), np.stack(ys), None
+    h = max(s[0] for s in shapes)
+    w = max(s[1] for s in shapes)
+    B, C = len(xs), xs[0].shape[-1]
+    x = np.zeros((B, h, w, C), dtype=xs[0].dtype)
+    y = np.zeros((B, h, w), dtype=ys[0].dtype)
+    valid = np.zeros((B, h, w), dtype=bool)
+    for b, (xi, yi) in enumerate(zip(xs, ys)):
+        hi, wi = yi.shape
+        x[b, :hi, :wi] = xi
+        y[b, :hi, :wi] = yi
+        valid[b, :hi, :wi] = True
+    return x, y, valid

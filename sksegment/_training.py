@@ -1,0 +1,465 @@
+"""The training loop behind :class:`sksegment.CNNSegmenter`.
+
+It knows nothing of scikit-learn: it takes a model, a loss, a batch sampler
+and a few callables, and runs epochs on a device, with mixed precision,
+learning-rate schedules, gradient clipping, a guard against non-finite losses,
+early stopping with best-weights restore, clean interruption and atomic
+checkpoints.
+"""
+
+import copy
+import math
+import os
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._data import IGNORE, to_tensor
+
+#: Times a non-finite loss or gradient is answered by restoring the last good
+#: state and halving the learning rate before fit gives up.
+MAX_NONFINITE_RETRIES = 5
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+# --------------------------------------------------------------------------- #
+# device and precision
+# --------------------------------------------------------------------------- #
+def resolve_device(device):
+    """``"auto"`` -> CUDA when available, else CPU; any other torch device
+    string is checked for availability."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device string ({exc}).") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was asked for but CUDA is not available on this machine; "
+                "use device='auto' or 'cpu'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are present."
+            )
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device={device!r} was asked for but MPS is not available.")
+    elif dev.type != "cpu":
+        raise ValueError(f"device={device!r}: only 'auto', 'cpu', 'cuda[:i]' and 'mps' are supported.")
+    return dev
+
+
+def resolve_precision(precision, device):
+    """Return ``(autocast_dtype or None, use_grad_scaler)``."""
+    if precision == "fp32":
+        return None, False
+    if device.type != "cuda":
+        if precision == "auto":
+            return None, False
+        if precision == "bf16" and device.type == "cpu":
+            return torch.bfloat16, False
+        raise ValueError(f"precision={precision!r} needs a CUDA device; got device {device}.")
+    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+# --------------------------------------------------------------------------- #
+# optimizer and learning-rate schedule
+# --------------------------------------------------------------------------- #
+def make_optimizer(name, parameters, learning_rate, weight_decay):
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=learning_rate, weight_decay=weight_decay,
+                               momentum=0.9, nesterov=True)
+    raise ValueError(f"optimizer={name!r}; expected one of 'adam', 'adamw', 'sgd'.")
+
+
+class Schedule:
+    """Learning rate as a function of (fractional) epoch.
+
+    ``constant``, ``cosine`` (to 1 % of the base rate at ``max_epochs``),
+    ``onecycle`` (linear rise to the base rate over the first 30 %, cosine
+    fall to 0.04 % of it) and ``plateau`` (halved when the monitored figure
+    has not improved for ``patience`` epochs). ``warmup_epochs`` ramps the rate
+    linearly from 1 % of its value first.
+    """
+
+    def __init__(self, kind, base_lr, max_epochs, warmup_epochs=0, patience=5):
+        self.kind, self.base_lr, self.max_epochs = kind, base_lr, max(max_epochs, 1)
+        self.warmup_epochs, self.patience = warmup_epochs, patience
+        self.scale = 1.0  # plateau halvings and non-finite-loss halvings
+        self._best = -math.inf
+        self._bad_epochs = 0
+
+    def lr(self, t):
+        lr = self.base_lr * self.scale
+        frac = min(t / self.max_epochs, 1.0)
+        if self.kind == "cosine":
+            lr *= 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac))
+        elif self.kind == "onecycle":
+            rise = 0.3
+            if frac < rise:
+                lr *= 0.04 + 0.96 * frac / rise
+            else:
+                lr *= 0.0004 + (1 - 0.0004) * 0.5 * (1 + math.cos(math.pi * (frac - rise) / (1 - rise)))
+        if self.warmup_epochs and t < self.warmup_epochs:
+            lr *= 0.01 + 0.99 * t / self.warmup_epochs
+        return lr
+
+    def end_epoch(self, monitored):
+        """Feed the figure to watch (greater is better) to the plateau rule."""
+        if self.kind != "plateau" or monitored is None:
+            return
+        if monitored > self._best + 1e-4 * abs(self._best if math.isfinite(self._best) else 0):
+            self._best, self._bad_epochs = monitored, 0
+        else:
+            self._bad_epochs += 1
+            if self._bad_epochs > self.patience:
+                self.scale *= 0.5
+                self._bad_epochs = 0
+
+    def state_dict(self):
+        return {"scale": self.scale, "best": self._best, "bad_epochs": self._bad_epochs}
+
+    def load_state_dict(self, state):
+        self.scale, self._best, self._bad_epochs = state["scale"], state["best"], state["bad_epochs"]
+
+
+# --------------------------------------------------------------------------- #
+# batches on the device
+# --------------------------------------------------------------------------- #
+def pad_batch(x, y, multiple):
+    """Pad ``x`` with zeros and ``y`` with IGNORE on the bottom/right so H and W
+    are multiples of ``multiple``; padded pixels cost nothing."""
+    H, W = x.shape[-2:]
+    ph, pw = -H % multiple, -W % multiple
+    if ph == 0 and pw == 0:
+        return x, y
+    x = F.pad(x, (0, pw, 0, ph))
+    if y is not None:
+        y = F.pad(y, (0, pw, 0, ph), value=IGNORE)
+    return x, y
+
+
+class BatchPreparer:
+    """NumPy batch -> device tensors: convert, encode labels, augment, pad."""
+
+    def __init__(self, codec, device, pad_multiple=1, chain=None, generator=None,
+                 channels_last=False):
+        self.codec, self.device, self.pad_multiple = codec, device, pad_multiple
+        self.chain, self.generator, self.channels_last = chain, generator, channels_last
+
+    def __call__(self, x_np, y_np, valid=None, training=True):
+        x = to_tensor(x_np, self.device)
+        y = self.codec.encode(y_np, self.device)
+        if valid is not None:
+            y = y.masked_fill(~torch.from_numpy(valid).to(self.device), IGNORE)
+        if self.chain is not None:
+            x, y = self.chain(x, y, generator=self.generator, training=training)
+        x, y = pad_batch(x, y, self.pad_multiple)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+
+# --------------------------------------------------------------------------- #
+# the loop
+# --------------------------------------------------------------------------- #
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a non-finite loss or gradient again and again."""
+
+
+def _nonfinite_message(lr, max_grad_norm):
+    return (
+        f"Training diverged: the loss or its gradient was NaN/inf {MAX_NONFINITE_RETRIES + 1} "
+        f"times even after restoring the last good weights and halving the learning rate "
+        f"(now {lr:.3g}). Likely causes and fixes: a learning_rate that is too high (lower it "
+        f"10x); exploding gradients (set max_grad_norm, for example 1.0"
+        f"{'' if max_grad_norm is None else f'; it is {max_grad_norm} now, try a smaller one'}); "
+        "NaN or huge values in X (check the inputs and their scaling); precision='fp16' "
+        "overflow (use 'bf16' or 'fp32')."
+    )
+
+
+class Trainer:
+    """Owns the model, optimizer, schedule and precision for one fit.
+
+    ``state_dict`` / ``load_state_dict`` capture everything needed to resume.
+    """
+
+    def __init__(self, model, loss_fn, *, device, optimizer="adam", learning_rate=1e-3,
+                 weight_decay=0.0, lr_schedule="constant", warmup_epochs=0, max_epochs=1,
+                 plateau_patience=5, precision="auto", compile=False, max_grad_norm=None):
+        self.model, self.loss_fn, self.device = model, loss_fn, device
+        self.optimizer = make_optimizer(optimizer, model.parameters(), learning_rate, weight_decay)
+        self.schedule = Schedule(lr_schedule, learning_rate, max_epochs, warmup_epochs,
+                                 plateau_patience)
+        self.autocast_dtype, use_scaler = resolve_precision(precision, device)
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.max_grad_norm = max_grad_norm
+        self.forward = model
+        if compile:
+            self.forward = _try_compile(model)
+        self.nonfinite_events = 0
+
+    def _set_lr(self, lr):
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def step(self, x, y):
+        """One optimisation step; returns the detached loss, or None when the
+        step was skipped because the loss or a gradient was not finite."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            logits = self.forward(x)
+        loss = self.loss_fn(logits.float(), y)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        finite = torch.isfinite(loss)
+        if self.max_grad_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            finite = finite & torch.isfinite(norm)
+        elif self.scaler is None:
+            finite = finite & torch.isfinite(_grad_norm(self.model.parameters()))
+        if self.scaler is not None:
+            # GradScaler skips the step by itself when it finds inf/NaN in the
+            # fp16 gradients and lowers its scale; only the loss is checked here.
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            return loss.detach() if bool(torch.isfinite(loss)) else None
+        # One bool read per step (the same device sync GradScaler makes) keeps
+        # a non-finite step from ever reaching the weights.
+        if not bool(finite):
+            return None
+        self.optimizer.step()
+        return loss.detach()
+
+    def state_dict(self):
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "nonfinite_events": self.nonfinite_events,
+        }
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.nonfinite_events = state.get("nonfinite_events", 0)
+
+
+def _grad_norm(parameters):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if hasattr(torch.nn.utils, "get_total_norm"):
+        return torch.nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def _try_compile(model):
+    if not hasattr(torch, "compile"):
+        warnings.warn("compile=True: torch.compile is not available; running eagerly.",
+                      RuntimeWarning, stacklevel=3)
+        return model
+    compiled = torch.compile(model)
+
+    def forward(x, _state={"fn": compiled}):
+        try:
+            return _state["fn"](x)
+        except Exception as exc:  # compilers fail lazily, at the first call
+            if _state["fn"] is model:
+                raise
+            warnings.warn(f"compile=True: torch.compile failed ({type(exc).__name__}: {exc}); "
+                          "falling back to eager execution.", RuntimeWarning, stacklevel=2)
+            _state["fn"] = model
+            return model(x)
+
+    return forward
+
+
+def _clone_state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(path, state):
+    """Write ``state`` to ``path`` atomically: a temporary file, then rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+class TrainingLog:
+    """What the loop remembers between epochs (and across warm starts)."""
+
+    def __init__(self):
+        self.history = []
+        self.validation_scores = []
+        self.best_score = -math.inf
+        self.best_epoch = None
+        self.best_state = None
+        self.no_improvement = 0
+        self.best_loss = math.inf
+
+    def state_dict(self):
+        return dict(vars(self))
+
+    def load_state_dict(self, state):
+        vars(self).update(state)
+
+
+def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=None,
+               validate=None, early_stopping=False, n_iter_no_change=10, tol=1e-4,
+               generator=None, checkpoint_path=None, verbose=0):
+    """Train for up to ``n_epochs`` more epochs.
+
+    ``validate`` (or None) returns a score, greater is better. With
+    ``early_stopping`` the loop stops after ``n_iter_no_change`` epochs whose
+    score did not beat the best by ``tol``, and the best weights are put back.
+    Returns True when training was interrupted by KeyboardInterrupt.
+    """
+    model = trainer.model
+    interrupted = False
+    start_epoch = len(log.history)
+    snapshot = None
+    try:
+        for epoch in range(start_epoch, start_epoch + n_epochs):
+            t0 = time.perf_counter()
+            snapshot = (_clone_state(model), copy.deepcopy(trainer.optimizer.state_dict()))
+            model.train()
+            n_batches = sampler.n_batches(None if train_indices is None else len(train_indices))
+            batches = sampler.epoch(rng, train_indices)
+            if verbose:
+                from tqdm.auto import tqdm
+                batches = tqdm(batches, total=n_batches, leave=False, desc=f"epoch {epoch + 1}")
+            loss_sum = torch.zeros((), device=trainer.device)
+            n_done = 0
+            lr_epoch = trainer.schedule.lr(epoch)
+            for b, (x_np, y_np, valid) in enumerate(batches):
+                trainer._set_lr(trainer.schedule.lr(epoch + b / n_batches))
+                x, y = prepare(x_np, y_np, valid)
+                loss = trainer.step(x, y)
+                if loss is None:
+                    trainer.nonfinite_events += 1
+                    if trainer.nonfinite_events > MAX_NONFINITE_RETRIES:
+                        raise NonFiniteLossError(_nonfinite_message(
+                            trainer.schedule.lr(epoch), trainer.max_grad_norm))
+                    model.load_state_dict(snapshot[0])
+                    trainer.optimizer.load_state_dict(snapshot[1])
+                    trainer.schedule.scale *= 0.5
+                    warnings.warn(
+                        f"Non-finite loss or gradient at epoch {epoch + 1}: weights restored to "
+                        f"the start of the epoch and learning rate halved to "
+                        f"{trainer.schedule.lr(epoch):.3g}.", RuntimeWarning, stacklevel=2)
+                    continue
+                loss_sum += loss
+                n_done += 1
+            train_loss = float(loss_sum) / max(n_done, 1)
+            record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr_epoch}
+            score = None
+            if validate is not None:
+                model.eval()
+                score = float(validate())
+                record["val_score"] = score
+                log.validation_scores.append(score)
+            record["seconds"] = time.perf_counter() - t0
+            log.history.append(record)
+            trainer.schedule.end_epoch(score if score is not None else -train_loss)
+
+            stop = False
+            if score is not None and early_stopping:
+                if score > log.best_score + tol:
+                    log.best_score, log.best_epoch = score, epoch + 1
+                    log.best_state = _clone_state(model)
+                    log.no_improvement = 0
+                else:
+                    log.no_improvement += 1
+                    stop = log.no_improvement >= n_iter_no_change
+            elif score is not None and score > log.best_score:
+                log.best_score, log.best_epoch = score, epoch + 1
+            if verbose:
+                from tqdm.auto import tqdm
+                extra = "" if score is None else f", validation score {score:.4f}"
+                tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f}{extra}, "
+                           f"lr {lr_epoch:.3g}, {record['seconds']:.1f}s")
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, {
+                    "trainer": trainer.state_dict(),
+                    "log": log.state_dict(),
+                    "rng": rng.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": (torch.cuda.get_rng_state(trainer.device)
+                                 if trainer.device.type == "cuda" else None),
+                    "generator": None if generator is None else generator.get_state(),
+                })
+            if stop:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        if snapshot is not None and (log.best_state is None or not early_stopping):
+            # the epoch in flight may have been cut mid-step: keep its start
+            model.load_state_dict(snapshot[0])
+        warnings.warn(
+            f"Training interrupted after {len(log.history)} complete epoch(s); the estimator "
+            "keeps the best weights so far and its history.", RuntimeWarning, stacklevel=2)
+    if early_stopping and log.best_state is not None:
+        model.load_state_dict(log.best_state)
+    model.eval()
+    return interrupted
+
+
+def load_checkpoint(path, trainer, log, rng, generator=None):
+    """Restore a checkpoint written by :func:`run_epochs` into live objects."""
+    state = torch.load(path, map_location=trainer.device, weights_only=False)
+    trainer.load_state_dict(state["trainer"])
+    log.load_state_dict(state["log"])
+    rng.set_state(state["rng"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if state.get("cuda_rng") is not None and trainer.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), trainer.device)
+    if generator is not None and state.get("generator") is not None:
+        generator.set_state(state["generator"].cpu())
+    return state
+
+
+def release_cuda_memory(device):
+    """Hand cached CUDA blocks back after fit so many fits can share a GPU."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def count_pixels(sampler_masks, codec, n_classes, chunk=1 << 22):
+    """Labelled pixels per class (for class_weight='balanced'), by bincount on
+    the host, chunk by chunk."""
+    counts = np.zeros(n_classes, dtype=np.int64)
+    arrs = sampler_masks if isinstance(sampler_masks, list) else [sampler_masks]
+    for a in arrs:
+        flat = a.reshape(-1)
+        for s in range(0, flat.size, chunk):
+            idx = codec.encode(flat[s:s + chunk][None], "cpu").reshape(-1)
+            idx = idx[idx >= 0]
+            counts += np.bincount(idx.numpy(), minlength=n_classes)
+    return counts
