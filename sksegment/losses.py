@@ -3,7 +3,7 @@
 Every loss is an :class:`torch.nn.Module` called as ``loss(logits, target)``:
 
 - ``logits``: float tensor ``(N, K, H, W)`` (any float dtype; the loss is
-  computed in float32, also inside an autocast region);
+  computed in float32, float64 stays float64, with autocast turned off);
 - ``target``: integer tensor ``(N, H, W)`` of class indices ``0 .. K-1``, where
   ``ignore_index`` (by default :data:`sksegment._data.IGNORE`, -100) marks
   pixels that count in nothing;
@@ -11,8 +11,25 @@ Every loss is an :class:`torch.nn.Module` called as ``loss(logits, target)``:
 and returns a scalar tensor. When every pixel is ignored the loss is ``0``
 (still attached to the graph, so ``backward()`` gives zero gradients).
 
-:func:`get_loss` builds a loss from a name (see :func:`loss_names`), from a
-weighted sum written as a string (``"0.7*dice+0.3*focal"``), from a module or
+Names, classes and the parameters each takes through ``loss_params``:
+
+- ``"cross_entropy"``, :class:`CrossEntropyLoss`: ``label_smoothing``;
+- ``"mae"``, :class:`MAELoss`: none;
+- ``"focal"``, :class:`FocalLoss`: ``gamma``;
+- ``"dice"``, :class:`DiceLoss`: ``smooth``, ``squared``, ``per_image``,
+  ``include_background``, ``penalize_absent``;
+- ``"jaccard"``, :class:`JaccardLoss`: ``smooth``, ``per_image``,
+  ``include_background``, ``penalize_absent``;
+- ``"tversky"``, :class:`TverskyLoss`: ``alpha``, ``beta`` and those of
+  ``"jaccard"``;
+- ``"lovasz"``, :class:`LovaszLoss`: ``classes``, ``per_image``,
+  ``include_background``.
+
+Every loss also takes ``class_weight`` and ``ignore_index`` (given to
+:func:`get_loss` directly, not through ``loss_params``).
+
+:func:`get_loss` builds a loss from a name, from a weighted sum written as a
+string (``"0.7*dice+0.3*focal"``, a :class:`CompoundLoss`), from a module or
 from a callable. :func:`compute_class_weight` turns the scikit-learn style
 ``class_weight`` (``None``, ``"balanced"`` or ``{label: weight}``) into the
 per-class vector the losses take.
@@ -140,25 +157,6 @@ def _check_inputs(logits, target, class_weight):
                          f"{k} classes.")
 
 
-class _NoAutocast:
-    """Context that turns autocast off for the device of a tensor, so every
-    sum below runs in float32."""
-
-    def __init__(self, tensor):
-        self.ctx = torch.autocast(device_type=tensor.device.type, enabled=False)
-
-    def __enter__(self):
-        return self.ctx.__enter__()
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc)
-
-
-def _zero(logits):
-    """A zero that keeps the graph (its gradient is 0, never NaN)."""
-    return logits.float().sum() * 0.0
-
-
 # ---------------------------------------------------------------------------
 # base class
 # ---------------------------------------------------------------------------
@@ -182,11 +180,14 @@ class _SegmentationLoss(nn.Module):
             found = torch.unique(target[bad]).tolist()[:10]
             raise ValueError(f"target holds values {found} outside the class indices "
                              f"0..{n_classes - 1} (ignore_index={self.ignore_index}).")
+        # float32 (float64 stays float64) with autocast off, so that every sum
+        # below is accurate also for float16/bfloat16 logits.
+        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         weight = None
         if self.class_weight is not None:
-            weight = self.class_weight.to(logits.device)
-        with _NoAutocast(logits):
-            return self._loss(logits.float(), target, valid, weight)
+            weight = self.class_weight.to(logits.device, dtype)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            return self._loss(logits.to(dtype), target, valid, weight)
 
     def _loss(self, logits, target, valid, weight):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -199,7 +200,7 @@ class _SegmentationLoss(nn.Module):
         safe = torch.where(valid, target, torch.zeros_like(target))
         v = valid.unsqueeze(1)
         p = torch.where(v, logits.softmax(dim=1), torch.zeros((), device=logits.device))
-        q = F.one_hot(safe, n_classes).permute(0, 3, 1, 2).to(torch.float32) * v
+        q = F.one_hot(safe, n_classes).permute(0, 3, 1, 2).to(logits.dtype) * v
         return p, q
 
     def extra_repr(self):
@@ -627,7 +628,7 @@ class LovaszLoss(_SegmentationLoss):
     For each class ``c``, the errors ``m_i = |q_ic - p_ic|`` of the labelled
     pixels are sorted in decreasing order (permutation ``pi``) and::
 
-        loss_c = sum_i m_pi(i) * (Delta_c({{pi(1) .. pi(i)}}) - Delta_c({{pi(1) .. pi(i-1)}}))
+        loss_c = sum_i m_pi(i) * (Delta_c({pi(1) .. pi(i)}) - Delta_c({pi(1) .. pi(i-1)}))
 
     the Lovász extension of the Jaccard loss
     ``Delta_c(M) = |M| / |G_c union M|`` of the set ``M`` of mispredicted pixels
@@ -641,7 +642,7 @@ class LovaszLoss(_SegmentationLoss):
 
     Parameters
     ----------
-    classes : {{"present", "all"}}, default="present"
+    classes : {"present", "all"}, default="present"
         Which classes enter the mean.
     per_image : bool, default=False
         Computed per image and averaged, instead of over the batch.

@@ -502,7 +502,7 @@ def test_class_weight_is_not_modified_and_accepts_tensors():
 @pytest.mark.parametrize("per_image", [False, True])
 def test_ignored_pixels_change_nothing(name, per_image):
     logits, target = case(15, n=2, h=3, w=3, ignored=((0, 0, 0), (0, 2, 1), (1, 1, 1)))
-    params = {"per_image": per_image} if "per_image" in LOSSES[name]._param_names() else None
+    params = {"per_image": per_image} if name in REGION + ["lovasz"] else None
     loss = get_loss(name, n_classes=3, loss_params=params)
     x, t = as_torch(logits, target, grad=True)
     base = loss(x, t)
@@ -545,6 +545,22 @@ def test_finite_gradients_at_the_edges(name):
     one_class = np.ones_like(target)
     out, grad = _grad(loss, logits, one_class)  # one class everywhere
     assert torch.isfinite(out) and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("gamma", [0.3, 1.0])
+def test_focal_gradient_is_finite_at_a_perfect_prediction_for_small_gamma(gamma):
+    target = np.array([[[0, 1, 1]]])
+    out, grad = _grad(FocalLoss(gamma=gamma), perfect_logits(target, 2, margin=200.0), target)
+    assert out.item() == 0.0 and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_float64_logits_are_computed_in_float64(name):
+    logits, target = case(25)
+    x = torch.tensor(logits, dtype=torch.float64)
+    out = get_loss(name, n_classes=3)(x, torch.tensor(target))
+    assert out.dtype == torch.float64
+    assert out.item() == pytest.approx(REFS[name](logits, target, None), rel=1e-12)
 
 
 @pytest.mark.parametrize("name", ALL)
