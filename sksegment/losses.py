@@ -194,7 +194,7 @@ class _SegmentationLoss(nn.Module):
 
     @staticmethod
     def _probabilities(logits, target, valid):
-        """Softmax probabilities and one-hot target, both float32
+        """Softmax probabilities and one-hot target, in the dtype of logits,
         ``(N, K, H, W)`` and zero at ignored pixels."""
         n_classes = logits.shape[1]
         safe = torch.where(valid, target, torch.zeros_like(target))
@@ -1039,6 +1039,8 @@ def compute_class_weight(class_weight, classes, counts):
         if class_weight != "balanced":
             raise ValueError(f"class_weight must be None, 'balanced' or a dict "
                              f"{{label: weight}}; got {class_weight!r}.")
+        if isinstance(counts, torch.Tensor):
+            counts = counts.detach().cpu().numpy()
         counts = np.asarray(counts)
         if counts.shape != (k,) or counts.dtype.kind not in "biuf":
             raise ValueError(f"counts must hold one pixel count per class ({k}); got "

@@ -844,8 +844,10 @@ def test_compute_class_weight_dict_none_and_labels():
     out = compute_class_weight({"sky": 0.5}, np.array(["road", "sky"]), [4, 1])
     assert out.tolist() == [1.0, 0.5]
     counts = np.array([3, 1])
-    compute_class_weight("balanced", [0, 1], counts)
+    out = compute_class_weight("balanced", [0, 1], counts)
     assert counts.tolist() == [3, 1]
+    np.testing.assert_allclose(compute_class_weight("balanced", [0, 1], torch.tensor([3, 1])),
+                               out)
 
 
 @pytest.mark.parametrize("class_weight, counts, error, needle", [
