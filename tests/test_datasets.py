@@ -1,0 +1,326 @@
+import time
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage import io
+
+from sksegment.datasets import load_image_folder, load_membrane, make_shapes
+
+
+def _mean_iou(pred, y, n_classes):
+    ious = []
+    for k in range(n_classes):
+        union = np.logical_or(pred == k, y == k).sum()
+        if union:
+            ious.append(np.logical_and(pred == k, y == k).sum() / union)
+    return float(np.mean(ious))
+
+
+# ---------------------------------------------------------------- make_shapes
+
+def test_make_shapes_shapes_and_dtypes():
+    X, y = make_shapes(n_samples=5, image_size=32, n_classes=4, random_state=0)
+    assert X.shape == (5, 32, 32) and X.dtype == np.uint8
+    assert y.shape == (5, 32, 32) and y.dtype == np.uint8
+    assert set(np.unique(y)) <= {0, 1, 2, 3}
+    assert X.std() > 10  # not a blank image
+
+    X, y = make_shapes(n_samples=3, image_size=(20, 48), n_channels=3, random_state=0)
+    assert X.shape == (3, 20, 48, 3) and y.shape == (3, 20, 48)
+    # channels are related (tinted copies) but not identical
+    assert not np.array_equal(X[..., 0], X[..., 1])
+    assert np.corrcoef(X[..., 0].ravel(), X[..., 1].ravel())[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("dtype", ["float32", np.float64])
+def test_make_shapes_float_images_in_unit_range(dtype):
+    X, _ = make_shapes(n_samples=3, image_size=24, dtype=dtype, random_state=0)
+    assert X.dtype == np.dtype(dtype)
+    assert X.min() >= 0.0 and X.max() <= 1.0
+    Xu, _ = make_shapes(n_samples=3, image_size=24, random_state=0)
+    np.testing.assert_allclose(X * 255, Xu, atol=0.51)
+
+
+def test_make_shapes_is_deterministic():
+    a = make_shapes(n_samples=4, image_size=32, random_state=3)
+    b = make_shapes(n_samples=4, image_size=32, random_state=np.random.RandomState(3))
+    c = make_shapes(n_samples=4, image_size=32, random_state=4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_make_shapes_noise_level():
+    clean, y0 = make_shapes(n_samples=4, image_size=32, noise=0.0, dtype="float64",
+                            random_state=0)
+    noisy, y1 = make_shapes(n_samples=4, image_size=32, noise=0.05, dtype="float64",
+                            random_state=0)
+    np.testing.assert_array_equal(y0, y1)
+    inside = (clean > 0.2) & (clean < 0.8)  # away from clipping
+    assert (noisy - clean)[inside].std() == pytest.approx(0.05, rel=0.1)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_make_shapes_classes_present(n_classes):
+    _, y = make_shapes(n_samples=40, image_size=64, n_classes=n_classes, random_state=0)
+    assert y.max() == n_classes - 1
+    for k in range(1, n_classes):
+        assert (y == k).any(axis=(1, 2)).mean() >= 0.9
+        assert 0.02 < (y == k).mean() < 0.2
+    assert 0.5 < (y == 0).mean() < 0.95
+
+
+def test_make_shapes_classes_differ_by_form_and_texture():
+    X, y = make_shapes(n_samples=30, image_size=64, n_classes=5, noise=0.0,
+                       dtype="float64", random_state=0)
+    # Class 1 carries a fine texture, class 2 is smooth: compare the local
+    # variation inside the shapes (eroded, to stay off the edges).
+    lap = np.abs(np.stack([ndimage.laplace(x) for x in X]))
+    inner = [np.stack([ndimage.binary_erosion(m == k, iterations=2) for m in y])
+             for k in (1, 2)]
+    assert lap[inner[0]].mean() > 3 * lap[inner[1]].mean()
+    # Class 4 (ring) has a hole, class 1 (disc) has none.
+    def hole_fraction(k):
+        masks = y == k
+        filled = np.stack([ndimage.binary_fill_holes(m) for m in masks])
+        return (filled.sum() - masks.sum()) / masks.sum()
+    assert hole_fraction(4) > 0.15
+    assert hole_fraction(1) < 0.01
+
+
+def test_no_intensity_threshold_solves_it():
+    X, y = make_shapes(n_samples=100, image_size=64, n_classes=2, random_state=0)
+    # Best global threshold, in either polarity.
+    best = max(
+        _mean_iou((X > t) if bright else (X <= t), y, 2)
+        for t in range(0, 255, 3) for bright in (True, False)
+    )
+    assert best < 0.6
+
+    X, y = make_shapes(n_samples=100, image_size=64, n_classes=3, random_state=0)
+    # The best per-pixel rule on intensity alone: the majority class of each
+    # of the 256 intensity values, fitted on the very same pixels.
+    counts = np.zeros((256, 3))
+    np.add.at(counts, (X.ravel(), y.ravel()), 1)
+    pred = counts.argmax(axis=1)[X]
+    assert _mean_iou(pred, y, 3) < 0.45
+    # Every class spans most of the intensity range.
+    for k in range(3):
+        lo, hi = np.percentile(X[y == k], [10, 90])
+        assert lo < 100 and hi > 155
+
+
+def test_make_shapes_is_fast():
+    start = time.perf_counter()
+    make_shapes(n_samples=200, image_size=64, random_state=0)
+    assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"n_samples": 0}, ValueError, "n_samples"),
+    ({"n_samples": 2.0}, TypeError, "n_samples"),
+    ({"image_size": 15}, ValueError, "image_size"),
+    ({"image_size": (32, 8)}, ValueError, "image_size"),
+    ({"image_size": (32, 32, 3)}, TypeError, "image_size"),
+    ({"image_size": "64"}, TypeError, "image_size"),
+    ({"n_classes": 1}, ValueError, r"n_classes must be an integer in \[2, 5\]"),
+    ({"n_classes": 6}, ValueError, "n_classes"),
+    ({"noise": -0.1}, ValueError, "noise"),
+    ({"noise": float("nan")}, ValueError, "noise"),
+    ({"noise": "0.1"}, TypeError, "noise"),
+    ({"n_channels": 0}, ValueError, "n_channels"),
+    ({"dtype": "int16"}, ValueError, "dtype"),
+    ({"random_state": "seed"}, ValueError, "seed"),
+])
+def test_make_shapes_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        make_shapes(**{"n_samples": 2, "image_size": 16} | kwargs)
+
+
+# ---------------------------------------------------------- load_image_folder
+
+def _write(path, array):
+    io.imsave(path, array, check_contrast=False)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    return images, masks
+
+
+def test_load_image_folder_png(folders, rng):
+    images, masks = folders
+    data = {}
+    for name in ("c", "a", "b"):
+        img = rng.integers(0, 256, (12, 10), dtype=np.uint8)
+        mask = rng.integers(0, 3, (12, 10), dtype=np.uint8)
+        _write(images / f"{name}.png", img)
+        _write(masks / f"{name}.png", mask)
+        data[name] = (img, mask)
+    (images / "notes.txt").write_text("not an image")
+    _write(images / ".hidden.png", np.zeros((3, 3), np.uint8))
+
+    X, y, names = load_image_folder(images, str(masks), return_names=True)
+    assert names == ["a", "b", "c"]
+    assert X.shape == (3, 12, 10) and X.dtype == np.uint8
+    assert y.shape == (3, 12, 10) and y.dtype == np.uint8
+    for i, name in enumerate(names):
+        np.testing.assert_array_equal(X[i], data[name][0])
+        np.testing.assert_array_equal(y[i], data[name][1])
+
+
+def test_load_image_folder_tif_and_mixed_extensions(folders, rng):
+    images, masks = folders
+    img = rng.integers(0, 65536, (2, 9, 7), dtype=np.uint16)
+    mask = rng.integers(0, 1000, (2, 9, 7)).astype(np.uint16)
+    _write(images / "x0.tif", img[0])
+    _write(images / "x1.TIFF", img[1])
+    _write(masks / "x0.tif", mask[0])
+    _write(masks / "x1.png", mask[1])
+    X, y = load_image_folder(images, masks)
+    assert X.dtype == np.uint16 and y.dtype == np.uint16
+    np.testing.assert_array_equal(X, img)
+    np.testing.assert_array_equal(y, mask)
+    # restricting the extensions leaves x1 without its image
+    with pytest.raises(ValueError, match="'x1'"):
+        load_image_folder(images, masks, extensions=(".tif", ".png"))
+
+
+def test_load_image_folder_lists_for_mixed_sizes(folders):
+    images, masks = folders
+    _write(images / "a.png", np.zeros((8, 8), np.uint8))
+    _write(images / "b.png", np.zeros((8, 12), np.uint8))
+    _write(masks / "a.png", np.ones((8, 8), np.uint8))
+    _write(masks / "b.png", np.ones((8, 12), np.uint8))
+    X, y = load_image_folder(images, masks)
+    assert isinstance(X, list) and isinstance(y, list)
+    assert [x.shape for x in X] == [(8, 8), (8, 12)]
+    assert [m.shape for m in y] == [(8, 8), (8, 12)]
+
+
+def test_load_image_folder_rgb_and_as_gray(folders, rng):
+    images, masks = folders
+    rgb = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    _write(images / "a.png", rgb)
+    _write(masks / "a.png", np.zeros((6, 5), np.uint8))
+    X, _ = load_image_folder(images, masks)
+    assert X.shape == (1, 6, 5, 3)
+    G, _ = load_image_folder(images, masks, as_gray=True)
+    assert G.shape == (1, 6, 5) and G.dtype == np.uint8
+    expected = rgb.astype(float) @ [0.2125, 0.7154, 0.0721]
+    assert np.abs(G[0] - expected).max() <= 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("which", ["images_dir", "masks_dir"])
+def test_load_image_folder_missing_directory(folders, which):
+    images, masks = folders
+    args = {"images_dir": images, "masks_dir": masks}
+    args[which] = images.parent / "nowhere"
+    with pytest.raises(FileNotFoundError, match=f"{which} does not exist"):
+        load_image_folder(**args)
+    file = images.parent / "file.png"
+    file.write_bytes(b"")
+    args[which] = file
+    with pytest.raises(NotADirectoryError, match=which):
+        load_image_folder(**args)
+    args[which] = 3
+    with pytest.raises(TypeError, match=which):
+        load_image_folder(**args)
+
+
+def test_load_image_folder_unpaired_files(folders):
+    images, masks = folders
+    for i in range(8):
+        _write(images / f"im{i}.png", np.zeros((4, 4), np.uint8))
+    _write(masks / "im0.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"7 image\(s\).*'im1', .*'im5' and 2 more"):
+        load_image_folder(images, masks)
+    for i in range(1, 8):
+        _write(masks / f"im{i}.png", np.zeros((4, 4), np.uint8))
+    _write(masks / "extra.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"1 mask\(s\).*'extra'"):
+        load_image_folder(images, masks)
+
+
+def test_load_image_folder_no_images(folders):
+    images, masks = folders
+    (images / "readme.txt").write_text("nothing here")
+    with pytest.raises(ValueError, match="holds no files"):
+        load_image_folder(images, masks)
+
+
+def test_load_image_folder_rgb_mask(folders, rng):
+    images, masks = folders
+    _write(images / "a.png", np.zeros((6, 6), np.uint8))
+    gray = rng.integers(0, 3, (6, 6), dtype=np.uint8)
+    _write(masks / "a.png", np.repeat(gray[..., None], 3, axis=2))
+    with pytest.raises(ValueError, match=r"'a.png'.*\(6, 6, 3\).*mask\[\.\.\., 0\]"):
+        load_image_folder(images, masks)
+    colour = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    _write(masks / "a.png", colour)
+    with pytest.raises(ValueError, match="map each colour to an integer class label"):
+        load_image_folder(images, masks)
+
+
+def test_load_image_folder_shape_mismatch(folders):
+    images, masks = folders
+    _write(images / "a.png", np.zeros((6, 6), np.uint8))
+    _write(images / "b.png", np.zeros((6, 6), np.uint8))
+    _write(masks / "a.png", np.zeros((6, 6), np.uint8))
+    _write(masks / "b.png", np.zeros((6, 7), np.uint8))
+    with pytest.raises(ValueError, match=r"'b.png' is \(6, 6\).*\(6, 7\)"):
+        load_image_folder(images, masks)
+
+
+def test_load_image_folder_argument_errors(folders):
+    images, masks = folders
+    _write(images / "a.png", np.zeros((5, 6), np.uint8))
+    _write(images / "a.tif", np.zeros((5, 6), np.uint8))
+    _write(masks / "a.png", np.zeros((5, 6), np.uint8))
+    with pytest.raises(ValueError, match="two files with the name 'a'"):
+        load_image_folder(images, masks)
+    with pytest.raises(ValueError, match="extensions"):
+        load_image_folder(images, masks, extensions=("png",))
+    with pytest.raises(ValueError, match="extensions"):
+        load_image_folder(images, masks, extensions=())
+    with pytest.raises(TypeError, match="extensions"):
+        load_image_folder(images, masks, extensions=5)
+    with pytest.raises(TypeError, match="as_gray"):
+        load_image_folder(images, masks, extensions=".png", as_gray="yes")
+    X, _ = load_image_folder(images, masks, extensions=".png", as_gray=None)
+    assert X.shape == (1, 5, 6)
+
+
+# -------------------------------------------------------------- load_membrane
+
+def test_load_membrane(membrane_dir):
+    X, y = load_membrane(membrane_dir)
+    assert X.shape == (30, 512, 512) and X.dtype == np.uint8
+    assert y.shape == (30, 512, 512) and y.dtype == np.uint8
+    assert set(np.unique(y).tolist()) == {0, 255}
+    assert 0.1 < (y == 0).mean() < 0.35  # membranes are the minority class
+    assert X.std() > 20
+
+
+def test_load_membrane_from_environment(membrane_dir, monkeypatch):
+    monkeypatch.setenv("SKSEGMENT_MEMBRANE", str(membrane_dir))
+    X, y = load_membrane()
+    assert X.shape == (30, 512, 512) and y.shape == X.shape
+
+
+def test_load_membrane_not_found(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKSEGMENT_MEMBRANE", raising=False)
+    with pytest.raises(FileNotFoundError, match="SKSEGMENT_MEMBRANE"):
+        load_membrane()
+    (tmp_path / "images").mkdir()
+    with pytest.raises(FileNotFoundError, match="masks"):
+        load_membrane(tmp_path)
+    monkeypatch.setenv("SKSEGMENT_MEMBRANE", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match="absent"):
+        load_membrane()
+    with pytest.raises(TypeError, match="path"):
+        load_membrane(5)
