@@ -218,7 +218,9 @@ class AffineOp(Op):
         n, _, h, w = x.shape
         dev = x.device
         sel = self._select(n, generator, dev)
-        angle = _uniform((n,), *self.degrees, generator, dev) * (math.pi / 180)
+        # Negated: with rows growing downwards, positive angles then turn
+        # counter-clockwise as the image is displayed.
+        angle = _uniform((n,), *self.degrees, generator, dev) * (-math.pi / 180)
         zoom = _uniform((n,), *self.scale, generator, dev)
         shear = _uniform((n,), *self.shear, generator, dev) * (math.pi / 180)
         tx = _uniform((n,), -self.translate[0], self.translate[0], generator, dev) * w

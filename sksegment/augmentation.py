@@ -838,7 +838,7 @@ class RandomAffine(_Augmenter):
     ----------
     degrees : float or (low, high), default=15
         Rotation angle in degrees, uniform in ``(-degrees, degrees)`` or in
-        ``(low, high)``.
+        ``(low, high)``; positive angles turn counter-clockwise as displayed.
     scale : (low, high) or None, default=(0.9, 1.1)
         Zoom factor, uniform in ``(low, high)`` with ``0 < low <= high``.
     translate : float or (fx, fy), default=(0.1, 0.1)
