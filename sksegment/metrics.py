@@ -987,6 +987,12 @@ class _SegmentationScorer:
         y_pred = estimator.predict(X)
         kwargs = {**self._context(estimator, y_true, y_pred), **self.kwargs}
         score = self.metric(y_true, y_pred, **kwargs)
+        if np.ndim(score) != 0:
+            raise TypeError(
+                f"{self!r} must give a single number to be a score; the metric returned "
+                f"an array of shape {np.shape(score)} (for per-class metrics pass an "
+                "average)."
+            )
         return float(score) if self.greater_is_better else -float(score)
 
     def __repr__(self):
