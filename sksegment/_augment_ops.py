@@ -140,11 +140,12 @@ def warp(x, y, grid, padding_mode="zeros"):
                        align_corners=False)
     if y is None:
         return xo, None
-    yf = (y + _LABEL_SHIFT).to(torch.float32)[:, None]
+    yf = y.to(torch.float32).add_(_LABEL_SHIFT)[:, None]
     yo = F.grid_sample(yf, grid.to(torch.float32), mode="nearest", padding_mode="zeros",
                        align_corners=False)[:, 0]
-    yo = yo.round().to(torch.int64)
-    yo = torch.where(yo == 0, torch.full_like(yo, IGNORE), yo - _LABEL_SHIFT)
+    # Nearest sampling returns stored values exactly; 0 (outside) becomes
+    # -_LABEL_SHIFT, one below IGNORE, and the clamp turns it into IGNORE.
+    yo = yo.sub_(_LABEL_SHIFT).clamp_(min=IGNORE).to(torch.int64)
     return xo, yo
 
 
@@ -175,19 +176,40 @@ def _separable_blur(x, kernels):
 # Geometric ops
 # --------------------------------------------------------------------------
 
+def _by_group(x, y, codes, transforms):
+    """Per-sample exact transforms: sample ``i`` gets ``transforms[codes[i]]``
+    (a function of a tensor batch; code 0 is the identity). Each selected
+    sample is read once and written once into a copy of the batch."""
+    groups = [(code, (codes == code).nonzero().squeeze(1)) for code in transforms]
+    groups = [(code, idx) for code, idx in groups if idx.numel()]
+    if not groups:
+        return x, y
+    if len(groups) == 1 and groups[0][1].numel() == x.shape[0]:
+        fn = transforms[groups[0][0]]
+        return fn(x).contiguous(), None if y is None else fn(y).contiguous()
+    x_out = x.clone()
+    y_out = None if y is None else y.clone()
+    for code, idx in groups:
+        fn = transforms[code]
+        x_out.index_copy_(0, idx, fn(x.index_select(0, idx)))
+        if y is not None:
+            y_out.index_copy_(0, idx, fn(y.index_select(0, idx)))
+    return x_out, y_out
+
+
 class FlipOp(Op):
     name = "RandomFlip"
     fields = ("axes", "p")
 
     def _apply(self, x, y, generator):
-        for axis, dim in (("horizontal", -1), ("vertical", -2)):
-            if axis not in self.axes:
-                continue
-            sel = self._select(x.shape[0], generator, x.device)
-            x = _where(sel, x.flip(dim), x)
-            if y is not None:
-                y = _where(sel, y.flip(dim), y)
-        return x, y
+        n = x.shape[0]
+        codes = torch.zeros(n, dtype=torch.int64, device=x.device)
+        for bit, axis in ((1, "horizontal"), (2, "vertical")):
+            if axis in self.axes:
+                codes += bit * self._select(n, generator, x.device)
+        transforms = {1: lambda t: t.flip(-1), 2: lambda t: t.flip(-2),
+                      3: lambda t: t.flip(-2, -1)}
+        return _by_group(x, y, codes, transforms)
 
 
 class Rot90Op(Op):
@@ -200,14 +222,9 @@ class Rot90Op(Op):
         turns = (_draw("uniform", (n,), generator, x.device) * 3).long().clamp_(max=2) + 1
         if h != w:  # a quarter turn would change the shape: half turns only
             turns = torch.full_like(turns, 2)
-        for k in (1, 2, 3):
-            if h != w and k != 2:
-                continue
-            chosen = sel & (turns == k)
-            x = _where(chosen, torch.rot90(x, k, dims=(-2, -1)), x)
-            if y is not None:
-                y = _where(chosen, torch.rot90(y, k, dims=(-2, -1)), y)
-        return x, y
+        codes = torch.where(sel, turns, torch.zeros_like(turns))
+        transforms = {k: (lambda t, k=k: torch.rot90(t, k, dims=(-2, -1))) for k in (1, 2, 3)}
+        return _by_group(x, y, codes, transforms)
 
 
 class AffineOp(Op):
@@ -358,11 +375,15 @@ class BrightnessContrastOp(Op):
         n = x.shape[0]
         dev = x.device
         sel = self._select(n, generator, dev)
-        shift = _uniform((n,), *self.brightness, generator, dev).to(x.dtype)
-        factor = _uniform((n,), *self.contrast, generator, dev).to(x.dtype)
+        shift = _uniform((n,), *self.brightness, generator, dev)
+        factor = _uniform((n,), *self.contrast, generator, dev)
+        # (x - mean) * factor + mean + shift as one multiply-add; unselected
+        # samples get factor 1 and offset 0, which leaves them bit for bit.
+        factor = torch.where(sel, factor, torch.ones_like(factor)).to(x.dtype).view(-1, 1, 1, 1)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        new = (x - mean) * factor.view(-1, 1, 1, 1) + mean + shift.view(-1, 1, 1, 1)
-        return _where(sel, new, x), y
+        offset = mean * (1 - factor) + shift.to(x.dtype).view(-1, 1, 1, 1)
+        offset = torch.where(sel.view(-1, 1, 1, 1), offset, torch.zeros_like(offset))
+        return torch.addcmul(offset, x, factor), y
 
 
 class GammaOp(Op):
@@ -374,12 +395,16 @@ class GammaOp(Op):
         dev = x.device
         sel = self._select(n, generator, dev)
         gamma = _log_uniform((n,), *self.gamma, generator, dev).to(x.dtype).view(-1, 1, 1, 1)
-        flat = x.reshape(n, -1)
-        low = flat.amin(dim=1).view(-1, 1, 1, 1)
-        span = flat.amax(dim=1).view(-1, 1, 1, 1) - low
-        safe = torch.where(span > 0, span, torch.ones_like(span))
-        new = low + span * ((x - low) / safe).clamp(0, 1) ** gamma
-        return _where(sel & (span.view(-1) > 0), new, x), y
+
+        def fn(xs, ys, idx):
+            flat = xs.reshape(xs.shape[0], -1)
+            low = flat.amin(dim=1).view(-1, 1, 1, 1)
+            span = flat.amax(dim=1).view(-1, 1, 1, 1) - low
+            safe = torch.where(span > 0, span, torch.ones_like(span))
+            new = low + span * ((xs - low) / safe).clamp_(0, 1).pow_(gamma[idx])
+            return _where(span.view(-1) > 0, new, xs), ys  # constant images stay
+
+        return _on_subset(x, y, sel, fn)
 
 
 class NoiseOp(Op):
@@ -391,8 +416,12 @@ class NoiseOp(Op):
         dev = x.device
         sel = self._select(n, generator, dev)
         std = _uniform((n,), *self.std, generator, dev).to(x.dtype).view(-1, 1, 1, 1)
-        noise = _draw("normal", tuple(x.shape), generator, dev).to(x.dtype)
-        return _where(sel, x + noise * std, x), y
+
+        def fn(xs, ys, idx):
+            noise = _draw("normal", tuple(xs.shape), generator, dev).to(x.dtype)
+            return torch.addcmul(xs, noise, std[idx]), ys
+
+        return _on_subset(x, y, sel, fn)
 
 
 class BlurOp(Op):
@@ -442,8 +471,11 @@ class ColorJitterOp(Op):
         to_yiq = torch.as_tensor(_RGB_TO_YIQ, dtype=torch.float32, device=dev)
         to_rgb = torch.as_tensor(_YIQ_TO_RGB, dtype=torch.float32, device=dev)
         mats = (to_rgb @ chroma @ to_yiq).to(x.dtype)
-        new = torch.einsum("nij,njhw->nihw", mats, x)
-        return _where(sel, new, x), y
+
+        def fn(xs, ys, idx):
+            return torch.einsum("nij,njhw->nihw", mats[idx], xs), ys
+
+        return _on_subset(x, y, sel, fn)
 
 
 # --------------------------------------------------------------------------
