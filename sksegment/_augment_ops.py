@@ -311,7 +311,7 @@ class ResizedCropOp(Op):
         cw = torch.sqrt(area * aspect)
         chh = torch.sqrt(area / aspect)
         fits = (cw <= w) & (chh <= h)
-        first = torch.argmax(fits.to(torch.int8), dim=1)  # first try that fits
+        first = torch.argmax(fits.to(torch.float32), dim=1)  # first try that fits
         found = fits.any(dim=1) & sel
         pick = first[:, None]
         cw = torch.where(found, cw.gather(1, pick)[:, 0], torch.full((n,), float(w), device=dev))
