@@ -1,0 +1,685 @@
+"""Prediction on images of any size: padding, sliding-window tiles, test-time augmentation.
+
+:func:`iter_predictions` yields one prediction per image, in order. An image
+is predicted either whole (images of one shape batched together) or, when it
+is large, in overlapping tiles whose class probabilities are blended with a
+Gaussian importance map. Tiled prediction keeps memory bounded: only a band of
+tile rows is accumulated in float32 at any time, and rows that no later tile
+touches are finalised (divided by the summed weights, and turned into class
+indices for ``output="labels"``) and released.
+
+Network inputs must have a height and width that are multiples of the model's
+downsampling factor (``pad_multiple``); :func:`pad_to_multiple` pads at the
+bottom and right, and the prediction is cropped back.
+"""
+
+import math
+import numbers
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._data import to_tensor
+
+#: Default pixel budget of ``iter_predictions``: with ``tiling="auto"`` an
+#: image with more pixels than this is predicted in tiles, and a whole-image
+#: batch holds at most this many pixels (but always at least one image).
+MAX_TILE_PIXELS = 1024 * 1024
+
+#: Default tile side of ``iter_predictions`` (rounded up to ``pad_multiple``).
+DEFAULT_TILE_SIZE = 256
+
+_OUTPUTS = ("proba", "labels")
+
+
+# ---------------------------------------------------------------------- #
+# argument checking
+# ---------------------------------------------------------------------- #
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(value, name, minimum=1):
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
+    return int(value)
+
+
+def _check_pair(value, name):
+    """An int or a pair of ints, each >= 1, as a tuple ``(h, w)``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an integer or a pair (h, w); got {value!r}.")
+        return tuple(_check_int(v, name) for v in value)
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer >= 1 or a pair (h, w) of them; "
+                        f"got {value!r}.")
+    v = _check_int(value, name)
+    return v, v
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
+def _check_tile_size(tile_size, pad_multiple):
+    """Tile (h, w): each a multiple of pad_multiple (rounded up)."""
+    if tile_size is None:
+        tile = (DEFAULT_TILE_SIZE, DEFAULT_TILE_SIZE)
+    else:
+        tile = _check_pair(tile_size, "tile_size")
+        for t, m in zip(tile, pad_multiple):
+            if t < m:
+                raise ValueError(
+                    f"tile_size must be at least pad_multiple (the model's downsampling "
+                    f"factor) {m} along each axis; got tile_size={tile_size!r}."
+                )
+    return tuple(-(-t // m) * m for t, m in zip(tile, pad_multiple))
+
+
+def _check_overlap(tile_overlap):
+    if isinstance(tile_overlap, (bool, np.bool_)) or not isinstance(tile_overlap, numbers.Real):
+        raise TypeError(f"tile_overlap must be a float in [0, 1); got {tile_overlap!r}.")
+    if not 0.0 <= float(tile_overlap) < 1.0:
+        raise ValueError(f"tile_overlap must be a float in [0, 1); got {tile_overlap}.")
+    return float(tile_overlap)
+
+
+def _check_tiling(tiling):
+    if isinstance(tiling, (bool, np.bool_)):
+        return bool(tiling)
+    if isinstance(tiling, str) and tiling == "auto":
+        return "auto"
+    raise ValueError(f"tiling must be True, False or 'auto'; got {tiling!r}.")
+
+
+def _check_device(device):
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a torch.device or a string such as 'cpu' or 'cuda'; "
+                        f"got {device!r}.")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device {device!r} is not a valid torch device: {exc}") from None
+
+
+def _check_image_set(images):
+    """Images as a 4-D array (n, H, W, C) or a list of (H, W, C) arrays, without copying."""
+    if isinstance(images, torch.Tensor):
+        raise TypeError("images must be NumPy arrays (channels last), not a torch.Tensor.")
+    if isinstance(images, (list, tuple)):
+        out = []
+        for i, img in enumerate(images):
+            if not isinstance(img, np.ndarray):
+                raise TypeError(f"images[{i}] must be a NumPy array; got {type(img).__name__}.")
+            if img.ndim == 2:
+                img = img[:, :, None]
+            if img.ndim != 3 or 0 in img.shape:
+                raise ValueError(f"images[{i}] must be a non-empty (H, W, C) array; "
+                                 f"got shape {img.shape}.")
+            if img.dtype.kind not in "biuf":
+                raise TypeError(f"images[{i}] must hold real numbers; got dtype {img.dtype}.")
+            out.append(img)
+        return out
+    if not isinstance(images, np.ndarray):
+        raise TypeError("images must be a NumPy array (n, H, W, C) or a list of (H, W, C) "
+                        f"arrays; got {type(images).__name__}.")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or 0 in images.shape[1:]:
+        raise ValueError("images must be a 4-D array (n, H, W, C) with non-empty images; "
+                         f"got shape {images.shape}.")
+    if images.dtype.kind not in "biuf":
+        raise TypeError(f"images must hold real numbers; got dtype {images.dtype}.")
+    return images
+
+
+# ---------------------------------------------------------------------- #
+# public helpers
+# ---------------------------------------------------------------------- #
+def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
+    """Pad the last two axes of a tensor, at the bottom and right, to multiples.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (..., H, W)
+        Images ``(N, C, H, W)``, label images ``(N, H, W)`` or any tensor with
+        at least two axes. Not modified.
+    multiple : int or (int, int)
+        H is padded to a multiple of ``multiple`` (or of its first entry), W
+        to a multiple of ``multiple`` (or of its second entry).
+    mode : {"reflect", "replicate", "constant"}, default="reflect"
+        "reflect" mirrors the image without repeating the border pixel; along
+        an axis where the padding is not smaller than the image (a 1-pixel
+        wide image, say) it falls back to "replicate", which repeats the
+        border pixel. "constant" fills with ``value``.
+    value : scalar, default=0
+        Fill value for ``mode="constant"`` (for example ``IGNORE`` for label
+        images).
+
+    Returns
+    -------
+    x_padded : torch.Tensor of shape (..., H', W')
+        ``x`` itself when H and W already are multiples, else a new tensor.
+    size : (int, int)
+        The original ``(H, W)``; ``x_padded[..., :H, :W]`` is ``x``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sksegment._inference import pad_to_multiple
+    >>> x = torch.arange(6.0).reshape(1, 1, 2, 3)
+    >>> xp, (h, w) = pad_to_multiple(x, (3, 4))
+    >>> xp.shape, (h, w)
+    (torch.Size([1, 1, 3, 4]), (2, 3))
+    >>> xp[0, 0]
+    tensor([[0., 1., 2., 1.],
+            [3., 4., 5., 4.],
+            [0., 1., 2., 1.]])
+    >>> bool(torch.equal(xp[..., :h, :w], x))
+    True
+
+    Padding wider than the image repeats the border pixel:
+
+    >>> pad_to_multiple(torch.tensor([[7, 8]]), 4)[0]
+    tensor([[7, 8, 8, 8],
+            [7, 8, 8, 8],
+            [7, 8, 8, 8],
+            [7, 8, 8, 8]])
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}.")
+    if x.ndim < 2:
+        raise ValueError(f"x must have at least two axes (..., H, W); got shape {tuple(x.shape)}.")
+    mh, mw = _check_pair(multiple, "multiple")
+    if mode not in ("reflect", "replicate", "constant"):
+        raise ValueError(f"mode must be 'reflect', 'replicate' or 'constant'; got {mode!r}.")
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    ph, pw = -h % mh, -w % mw
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    lead = tuple(x.shape[:-2])
+    y = x.reshape((-1, h, w))  # F.pad's 2-D modes take (C, H, W)
+    if mode == "constant":
+        y = F.pad(y, (0, pw, 0, ph), mode="constant", value=value)
+    else:
+        is_bool = y.dtype == torch.bool
+        if is_bool:
+            y = y.to(torch.uint8)  # the reflect/replicate kernels reject bool
+        if ph:
+            y = F.pad(y, (0, 0, 0, ph), mode="reflect" if mode == "reflect" and ph < h
+                      else "replicate")
+        if pw:
+            y = F.pad(y, (0, pw, 0, 0), mode="reflect" if mode == "reflect" and pw < w
+                      else "replicate")
+        if is_bool:
+            y = y.to(torch.bool)
+    return y.reshape(lead + (h + ph, w + pw)), (h, w)
+
+
+def gaussian_importance_map(tile_h, tile_w, sigma_scale=1 / 8, *, min_weight=1e-4,
+                            device=None, dtype=torch.float32):
+    """Gaussian weights for blending overlapping tile predictions.
+
+    The map is the outer product of two 1-D Gaussian profiles centred on the
+    tile (at ``(n - 1) / 2``, so that it is symmetric under flips), with
+    standard deviations ``sigma_scale * tile_h`` and ``sigma_scale * tile_w``.
+    Each profile is scaled to a maximum of 1 and clamped below at
+    ``min_weight``, so that every pixel keeps a positive weight (the blended
+    sum is never divided by 0) while the map stays separable: along a row,
+    the ratio of two tiles' weights does not depend on the row, also near
+    the tile corners. ``sigma_scale=1/8`` is the choice of nnU-Net and MONAI;
+    with it a profile falls to ``exp(-8)`` (about 3.4e-4) at the tile border,
+    above the default ``min_weight``.
+
+    Parameters
+    ----------
+    tile_h, tile_w : int
+        Tile height and width (>= 1).
+    sigma_scale : float, default=1/8
+        Standard deviation as a fraction of the tile side (> 0).
+    min_weight : float, default=1e-4
+        Lower bound of each 1-D profile, in (0, 1]; the map is at least
+        ``min_weight ** 2``.
+    device : torch.device or str, optional
+        Where to create the map (default: the CPU).
+    dtype : torch.dtype, default=torch.float32
+        Floating dtype of the map.
+
+    Returns
+    -------
+    weights : torch.Tensor of shape (tile_h, tile_w)
+        Values in ``[min_weight ** 2, 1]``, largest at the centre.
+
+    Examples
+    --------
+    >>> from sksegment._inference import gaussian_importance_map
+    >>> g = gaussian_importance_map(64, 32)
+    >>> g.shape, float(g.max()) <= 1.0, float(g.min()) > 0.0
+    (torch.Size([64, 32]), True, True)
+    >>> bool((g[32, 16] > g[0, 0]) and (g[32, 16] > g[32, 0]))
+    True
+    """
+    tile_h = _check_int(tile_h, "tile_h")
+    tile_w = _check_int(tile_w, "tile_w")
+    if isinstance(sigma_scale, bool) or not isinstance(sigma_scale, numbers.Real):
+        raise TypeError(f"sigma_scale must be a positive float; got {sigma_scale!r}.")
+    if not math.isfinite(sigma_scale) or sigma_scale <= 0:
+        raise ValueError(f"sigma_scale must be a positive float; got {sigma_scale}.")
+    if isinstance(min_weight, bool) or not isinstance(min_weight, numbers.Real):
+        raise TypeError(f"min_weight must be a float in (0, 1]; got {min_weight!r}.")
+    if not 0.0 < float(min_weight) <= 1.0:
+        raise ValueError(f"min_weight must be a float in (0, 1]; got {min_weight}.")
+
+    def profile(n):
+        d = torch.arange(n, dtype=torch.float64) - (n - 1) / 2.0
+        p = torch.exp(-0.5 * (d / (sigma_scale * n)) ** 2)
+        return (p / p.max()).clamp_(min=float(min_weight))
+
+    return torch.outer(profile(tile_h), profile(tile_w)).to(device=device, dtype=dtype)
+
+
+# ---------------------------------------------------------------------- #
+# one forward pass (with padding and test-time augmentation)
+# ---------------------------------------------------------------------- #
+def _logits(model, x, pad_multiple):
+    """Float32 logits (N, K, H, W) of the images x (N, C, H, W): padded, then cropped."""
+    xp, (h, w) = pad_to_multiple(x, pad_multiple)
+    logits = model(xp)
+    if (not isinstance(logits, torch.Tensor) or logits.ndim != 4
+            or logits.shape[0] != xp.shape[0] or tuple(logits.shape[2:]) != tuple(xp.shape[2:])):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(
+            f"model must map inputs (N, C, H, W) to logits (N, K, H, W) of the same N, H and "
+            f"W; for an input of shape {tuple(xp.shape)} it returned {shape}."
+        )
+    if (h, w) != tuple(xp.shape[2:]):
+        logits = logits[:, :, :h, :w]
+    return logits.float()
+
+
+def _proba(model, x, pad_multiple):
+    """Softmax probabilities (N, K, H, W) float32 of the images x (N, C, H, W)."""
+    return torch.softmax(_logits(model, x, pad_multiple), dim=1)
+
+
+def _tta_views(h, w):
+    """(k, flip) pairs: flip along W, then rotate by k * 90 degrees.
+
+    A square input gets the eight symmetries of the square, any other the
+    four flips (none, horizontal, vertical, both = 180-degree rotation).
+    """
+    ks = (0, 1, 2, 3) if h == w else (0, 2)
+    return [(k, flip) for k in ks for flip in (False, True)]
+
+
+def _forward_proba(model, x, pad_multiple, tta):
+    """Probabilities (N, K, H, W), averaged over the TTA views when ``tta``."""
+    if not tta:
+        return _proba(model, x, pad_multiple)
+    total = None
+    views = _tta_views(x.shape[-2], x.shape[-1])
+    for k, flip in views:
+        v = x.flip(-1) if flip else x
+        if k:
+            v = torch.rot90(v, k, dims=(-2, -1))
+        p = _proba(model, v.contiguous(), pad_multiple)
+        if k:
+            p = torch.rot90(p, -k, dims=(-2, -1))
+        if flip:
+            p = p.flip(-1)
+        total = p if total is None else total.add_(p)
+    return total.div_(len(views))
+
+
+def _prepare(batch, device, transform):
+    x = to_tensor(batch, device)
+    if transform is not None:
+        n, _, h, w = x.shape
+        x = transform(x)
+        if (not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] != n
+                or tuple(x.shape[2:]) != (h, w)):
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"transform must return a tensor (N, C, H, W) with the N, H and W of its input "
+                f"{(n, batch.shape[-1], h, w)}; got {shape}."
+            )
+    return x
+
+
+def _host(t, dtype):
+    """A C-contiguous NumPy array owning a copy of tensor ``t``."""
+    out = torch.empty(tuple(t.shape), dtype=dtype)
+    out.copy_(t)
+    return out.numpy()
+
+
+def _argmax_classes(p):
+    """Index of the largest entry along axis 0 (the first one on ties).
+
+    Same result as ``p.argmax(0)``, but one pass per class over contiguous
+    memory: torch's reduction over a short leading axis is many times slower.
+    """
+    best = p[0].clone()
+    idx = torch.zeros(p.shape[1:], dtype=torch.int64, device=p.device)
+    for k in range(1, p.shape[0]):
+        higher = p[k] > best
+        idx.masked_fill_(higher, k)
+        torch.maximum(best, p[k], out=best)
+    return idx
+
+
+def _finish(p, output):
+    """One image's probabilities (K, H, W) as the yielded array."""
+    if output == "labels":
+        return _host(_argmax_classes(p), torch.int64)
+    return _host(p.permute(1, 2, 0), torch.float32)
+
+
+# ---------------------------------------------------------------------- #
+# tiles
+# ---------------------------------------------------------------------- #
+def _tile_starts(length, tile, overlap):
+    """Start offsets of tiles of size ``tile`` covering ``range(length)``.
+
+    Evenly spaced, the first at 0 and the last flush with the end, with a
+    step of at most ``tile * (1 - overlap)`` (at least 1).
+    """
+    if length <= tile:
+        return [0]
+    step = max(1.0, tile * (1.0 - overlap))
+    n = math.ceil((length - tile) / step) + 1
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def _tile_region(shape, tile):
+    """Size of the image region a tile covers: the tile, or the image extent
+    where the image is smaller (the region is then padded like a whole image)."""
+    return tuple(min(t, s) for t, s in zip(tile, shape))
+
+
+class _Band:
+    """Float32 accumulator of the blended probabilities of ``height`` rows
+    starting at image row ``start`` (rows above are final and written out)."""
+
+    def __init__(self, n_classes, height, width, out, output, device):
+        self.acc = torch.zeros((n_classes, height, width), dtype=torch.float32, device=device)
+        self.weight = torch.zeros((height, width), dtype=torch.float32, device=device)
+        self.height = height
+        self.start = 0
+        self.out = out
+        self.output = output
+
+    def add(self, p, weights, x):
+        w = p.shape[-1]
+        self.acc[:, :, x:x + w].addcmul_(p, weights)
+        self.weight[:, x:x + w].add_(weights)
+
+    def flush(self, rows):
+        """Write the first ``rows`` rows of the band out and move it down."""
+        if rows <= 0:
+            return
+        prob = self.acc[:, :rows].div_(self.weight[:rows])  # in place: these rows are done
+        dst = torch.from_numpy(self.out[self.start:self.start + rows])
+        if self.output == "labels":
+            dst.copy_(_argmax_classes(prob))
+        else:
+            dst.copy_(prob.permute(1, 2, 0))
+        keep = self.height - rows
+        if keep > 0:
+            self.acc[:, :keep] = self.acc[:, rows:].clone()
+            self.weight[:keep] = self.weight[rows:].clone()
+        self.acc[:, keep:].zero_()
+        self.weight[keep:].zero_()
+        self.start += rows
+
+
+def _n_tiles(shape, cfg):
+    region = _tile_region(shape, cfg["tile"])
+    return (len(_tile_starts(shape[0], region[0], cfg["overlap"]))
+            * len(_tile_starts(shape[1], region[1], cfg["overlap"])))
+
+
+def _predict_tiled(model, image, cfg, bar):
+    """Blend the tile predictions of one (H, W, C) image; return the output array."""
+    height, width = image.shape[:2]
+    rh, rw = _tile_region((height, width), cfg["tile"])
+    ys = _tile_starts(height, rh, cfg["overlap"])
+    xs = _tile_starts(width, rw, cfg["overlap"])
+    positions = [(y, x) for y in ys for x in xs]
+    device = cfg["device"]
+    weights = gaussian_importance_map(rh, rw, device=device)
+    band = None
+    out = None
+    bs = cfg["batch_size"]
+    for s in range(0, len(positions), bs):
+        chunk = positions[s:s + bs]
+        batch = np.stack([image[y:y + rh, x:x + rw] for y, x in chunk])
+        x_in = _prepare(batch, device, cfg["transform"])
+        del batch
+        p = _forward_proba(model, x_in, cfg["pad_multiple"], cfg["tta"])
+        del x_in
+        if band is None:
+            k = p.shape[1]
+            if cfg["output"] == "labels":
+                out = np.empty((height, width), dtype=np.int64)
+            else:
+                out = np.empty((height, width, k), dtype=np.float32)
+            band = _Band(k, rh, width, out, cfg["output"], device)
+        for (y, x), pi in zip(chunk, p):
+            band.flush(y - band.start)  # rows above this tile row are final
+            band.add(pi, weights, x)
+        del p
+        bar.update(1)
+    band.flush(height - band.start)
+    return out
+
+
+# ---------------------------------------------------------------------- #
+# scheduling
+# ---------------------------------------------------------------------- #
+def _jobs(images, cfg):
+    """Work items in an order that lets outputs be yielded early:
+    ("whole", [indices of one shape]) or ("tiles", [index])."""
+    n = len(images)
+    uniform = isinstance(images, np.ndarray)
+    window = n if uniform else max(8 * cfg["batch_size"], 1)
+    for start in range(0, n, window):
+        jobs = []
+        groups = {}
+        for i in range(start, min(n, start + window)):
+            shape = images[i].shape
+            if cfg["tiling"] is True or (cfg["tiling"] == "auto"
+                                         and shape[0] * shape[1] > cfg["max_pixels"]):
+                jobs.append(("tiles", [i]))
+            else:
+                groups.setdefault(shape, []).append(i)
+        for shape, members in groups.items():
+            cap = min(cfg["batch_size"], max(1, cfg["max_pixels"] // (shape[0] * shape[1])))
+            jobs.extend(("whole", members[j:j + cap]) for j in range(0, len(members), cap))
+        jobs.sort(key=lambda job: job[1][0])
+        yield from jobs
+
+
+def _n_steps(images, cfg):
+    total = 0
+    for kind, idx in _jobs(images, cfg):
+        if kind == "whole":
+            total += 1
+        else:
+            total += -(-_n_tiles(images[idx[0]].shape[:2], cfg) // cfg["batch_size"])
+    return total
+
+
+def _predict_whole(model, images, idx, cfg):
+    if isinstance(images, np.ndarray):
+        batch = images[idx[0]:idx[-1] + 1]  # consecutive indices: a view
+    else:
+        batch = np.stack([images[i] for i in idx])
+    x = _prepare(batch, cfg["device"], cfg["transform"])
+    del batch
+    if cfg["tta"]:
+        p = _forward_proba(model, x, cfg["pad_multiple"], True)
+        del x
+        return [_finish(p[j], cfg["output"]) for j in range(len(idx))]
+    logits = _logits(model, x, cfg["pad_multiple"])
+    del x
+    # the softmax one image at a time: one image's probabilities at most in memory
+    return [_finish(torch.softmax(logits[j], dim=0), cfg["output"]) for j in range(len(idx))]
+
+
+@torch.inference_mode()
+def _generate(model, images, cfg):
+    from tqdm.auto import tqdm
+
+    verbose = cfg["verbose"] >= 1
+    bar = tqdm(total=_n_steps(images, cfg) if verbose else None, disable=not verbose,
+               unit="batch", desc="predict", leave=False)
+    try:
+        ready = {}
+        next_out = 0
+        for kind, idx in _jobs(images, cfg):
+            if kind == "whole":
+                ready.update(zip(idx, _predict_whole(model, images, idx, cfg)))
+                bar.update(1)
+            else:
+                ready[idx[0]] = _predict_tiled(model, images[idx[0]], cfg, bar)
+            while next_out in ready:
+                yield ready.pop(next_out)
+                next_out += 1
+    finally:
+        bar.close()
+
+
+def iter_predictions(model, images, *, device, output="proba", batch_size=8, pad_multiple=1,
+                     transform=None, tiling="auto", tile_size=None, tile_overlap=0.25,
+                     tta=False, max_tile_pixels=MAX_TILE_PIXELS, verbose=0):
+    """Predict images of any size, one image at a time, with bounded memory.
+
+    Each image is predicted either whole or in overlapping tiles. Whole
+    images of one shape are batched together (a list of images of different
+    sizes is grouped by shape; outputs keep the input order). In tiled mode,
+    the tiles lie on a grid of evenly spaced offsets, the first at the image
+    border and the last flush with the opposite border, neighbours
+    overlapping by at least ``tile_overlap`` of the tile; their softmax
+    probabilities are weighted with :func:`gaussian_importance_map` and
+    normalised by the summed weights. Only a band of one tile height of the
+    blended float32 probabilities is held at a time: rows that no later tile
+    touches are finalised and written into the output.
+
+    Arguments are checked when the function is called; the predictions are
+    computed as the returned iterator is consumed, under
+    ``torch.inference_mode()`` (which does not leak into the caller).
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Maps float32 ``(N, C, H, W)`` to logits ``(N, K, H, W)`` for H and W
+        multiples of ``pad_multiple``. Used as is: put it in eval mode first.
+    images : ndarray of shape (n, H, W, C) or list of ndarray of shape (H, W, C)
+        Channels-last images in any real dtype (see :func:`sksegment._data.to_tensor`),
+        as returned by :func:`sksegment._data.check_images`; a 3-D array
+        ``(n, H, W)`` or 2-D list entries are taken as one channel. Never
+        modified; converted to tensors one batch (or batch of tiles) at a time.
+    device : torch.device or str
+        Device of the model; batches are moved there.
+    output : {"proba", "labels"}, default="proba"
+        Yield probabilities ``(H, W, K)`` float32 or class indices ``(H, W)``
+        int64 (the argmax of the probabilities, first index on ties).
+    batch_size : int, default=8
+        Images (at most; see ``max_tile_pixels``) or tiles per forward pass.
+    pad_multiple : int or (int, int), default=1
+        The model's downsampling factor. Inputs are padded at the bottom and
+        right to multiples of it (:func:`pad_to_multiple`: mirrored, or the
+        border pixel repeated along an axis shorter than the padding), and
+        predictions are cropped back.
+    transform : callable or None, default=None
+        Deterministic preprocessing ``x -> x`` of the float device tensor
+        ``(N, C, H, W)``, applied right after the conversion, before padding
+        (to tiles in tiled mode, so it should act per pixel or locally). It
+        must keep N, H and W.
+    tiling : {"auto", True, False}, default="auto"
+        True predicts every image in tiles, False every image whole, and
+        "auto" tiles the images with more than ``max_tile_pixels`` pixels.
+    tile_size : int, (int, int) or None, default=None
+        Tile height and width; None means 256. Each must be at least
+        ``pad_multiple`` and is rounded up to a multiple of it. Along an axis
+        where the image is smaller than the tile, one tile covers the image
+        (padded to ``pad_multiple`` as in whole-image mode).
+    tile_overlap : float, default=0.25
+        Smallest overlap of neighbouring tiles, as a fraction of the tile, in
+        [0, 1).
+    tta : bool, default=False
+        Test-time augmentation: average the probabilities over flipped (and,
+        for a square image or tile, rotated) copies of the input, each
+        prediction mapped back first. A square input is seen in the 8
+        orientations of the square, any other in 4 (unflipped, flipped left
+        to right, flipped top to bottom, both); the cost grows accordingly.
+    max_tile_pixels : int, default=MAX_TILE_PIXELS (1024 * 1024)
+        Pixel budget of one forward pass in whole-image mode: "auto" tiling
+        predicts larger images in tiles, and a whole-image batch holds at most
+        this many pixels (always at least one image).
+    verbose : int, default=0
+        1 or more shows a tqdm progress bar over forward batches (whole-image
+        batches and batches of tiles).
+
+    Returns
+    -------
+    predictions : iterator of ndarray
+        For each image, in order: ``(H, W, K)`` float32 probabilities summing
+        to 1 over the last axis (``output="proba"``) or ``(H, W)`` int64 class
+        indices (``output="labels"``). Each array is a new one, owned by the
+        caller.
+
+    Raises
+    ------
+    ValueError
+        A bad value of an argument (``tile_overlap`` outside [0, 1), a
+        ``tile_size`` smaller than ``pad_multiple``, ``tiling`` not True,
+        False or "auto", ``batch_size`` < 1, ...); at iteration, a model or
+        transform that returns tensors of the wrong shape.
+    TypeError
+        An argument of the wrong type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sksegment._inference import iter_predictions
+    >>> net = torch.nn.Conv2d(1, 3, kernel_size=3, padding=1).eval()
+    >>> images = np.zeros((2, 40, 30, 1), dtype=np.uint8)
+    >>> [p.shape for p in iter_predictions(net, images, device="cpu")]
+    [(40, 30, 3), (40, 30, 3)]
+    >>> labels = next(iter_predictions(net, [images[0, :7]], device="cpu", output="labels",
+    ...                                tiling=True, tile_size=16, tta=True))
+    >>> labels.shape, labels.dtype
+    ((7, 30), dtype('int64'))
+    """
+    if not callable(model):
+        raise TypeError(f"model must be a torch.nn.Module or a callable; got {model!r}.")
+    images = _check_image_set(images)
+    device = _check_device(device)
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be 'proba' or 'labels'; got {output!r}.")
+    batch_size = _check_int(batch_size, "batch_size")
+    pad = _check_pair(pad_multiple, "pad_multiple")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be None or a callable; got {transform!r}.")
+    tiling = _check_tiling(tiling)
+    tile = _check_tile_size(tile_size, pad)
+    overlap = _check_overlap(tile_overlap)
+    tta = _check_bool(tta, "tta")
+    max_pixels = _check_int(max_tile_pixels, "max_tile_pixels")
+    if isinstance(verbose, bool) or not isinstance(verbose, numbers.Real):
+        raise TypeError(f"verbose must be an integer >= 0; got {verbose!r}.")
+    cfg = {"device": device, "output": output, "batch_size": batch_size, "pad_multiple": pad,
+           "transform": transform, "tiling": tiling, "tile": tile, "overlap": overlap,
+           "tta": tta, "max_pixels": max_pixels, "verbose": verbose}
+    return _generate(model, images, cfg)
