@@ -1,3 +1,44 @@
-"""sksegment: deep-learning image segmentation as scikit-learn estimators."""
+"""sksegment: deep-learning image segmentation as scikit-learn estimators.
+
+The estimator is :class:`CNNSegmenter`; :mod:`sksegment.augmentation` holds the
+augmenters that go before it in a Pipeline, :mod:`sksegment.metrics` the
+segmentation scores, :mod:`sksegment.losses` the losses chosen by string,
+:mod:`sksegment.models` the networks and :mod:`sksegment.datasets` data.
+"""
+
+from ._segmenter import CNNSegmenter
+from .augmentation import (
+    ColorJitter,
+    ElasticDeformation,
+    GaussianBlur,
+    GaussianNoise,
+    IntensityStandardizer,
+    RandomAffine,
+    RandomBrightnessContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomGamma,
+    RandomResizedCrop,
+    RandomRotate90,
+)
+from .models import FCN, UNet
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CNNSegmenter",
+    "UNet",
+    "FCN",
+    "ColorJitter",
+    "ElasticDeformation",
+    "GaussianBlur",
+    "GaussianNoise",
+    "IntensityStandardizer",
+    "RandomAffine",
+    "RandomBrightnessContrast",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomGamma",
+    "RandomResizedCrop",
+    "RandomRotate90",
+]

@@ -9,6 +9,9 @@ data set.
 
 import numpy as np
 
+#: Foreground positions kept per image for ``foreground_fraction``.
+_MAX_FOREGROUND_SAMPLES = 1024
+
 
 def _pair(value):
     if value is None:
@@ -47,6 +50,7 @@ class BatchSampler:
         self.ignore_label = ignore_label
         self.n = len(images)
         self._is_array = isinstance(images, np.ndarray)
+        self._foreground = {}
 
     def n_batches(self, n_items=None):
         n_items = self.n if n_items is None else n_items
@@ -75,7 +79,7 @@ class BatchSampler:
         ph, pw = self.patch_size
         cy = cx = None
         if self.foreground_fraction > 0 and rng.random_sample() < self.foreground_fraction:
-            cy, cx = self._foreground_pixel(msk, rng)
+            cy, cx = self._foreground_pixel(i, rng)
         if cy is None:
             top = rng.randint(0, max(H - ph, 0) + 1)
             left = rng.randint(0, max(W - pw, 0) + 1)
@@ -84,20 +88,27 @@ class BatchSampler:
             left = int(np.clip(cx - pw // 2, 0, max(W - pw, 0)))
         return img[top:top + ph, left:left + pw], msk[top:top + ph, left:left + pw]
 
-    def _foreground_pixel(self, msk, rng, tries=64):
-        """A random pixel that is neither background nor unlabelled, found by
-        rejection sampling (no full scan of the mask); None when none is hit."""
-        H, W = msk.shape
-        ys = rng.randint(0, H, size=tries)
-        xs = rng.randint(0, W, size=tries)
-        values = msk[ys, xs]
-        ok = values != self.background
-        if self.ignore_label is not None:
-            ok &= values != self.ignore_label
-        hit = np.flatnonzero(ok)
-        if hit.size == 0:
+    def _foreground_pixel(self, i, rng):
+        """A random pixel of image ``i`` that is neither background nor
+        unlabelled; (None, None) when the image has none.
+
+        Each mask is scanned once, on first use; up to
+        ``_MAX_FOREGROUND_SAMPLES`` of its foreground positions are kept
+        (as nnU-Net keeps a subsample of class locations).
+        """
+        if i not in self._foreground:
+            msk = self.masks[i]
+            fg = msk != self.background
+            if self.ignore_label is not None:
+                fg &= msk != self.ignore_label
+            where = np.flatnonzero(fg)
+            if where.size > _MAX_FOREGROUND_SAMPLES:
+                where = rng.choice(where, _MAX_FOREGROUND_SAMPLES, replace=False)
+            self._foreground[i] = where.astype(np.int32 if fg.size < 2**31 else np.int64)
+        where = self._foreground[i]
+        if where.size == 0:
             return None, None
-        return ys[hit[0]], xs[hit[0]]
+        return divmod(int(where[rng.randint(where.size)]), self.masks[i].shape[1])
 
 
 def _stack(xs, ys):

@@ -193,6 +193,8 @@ class CNNSegmenter(BaseEstimator):
     n_classes_ : int
     n_channels_in_ : int
         Channels of the training images.
+    input_dtype_ : numpy.dtype
+        Dtype of the training images (it sets the intensity scaling).
     model_ : torch.nn.Module
         The trained network (in eval mode).
     device_ : torch.device
@@ -382,6 +384,7 @@ class CNNSegmenter(BaseEstimator):
             self.classes_ = labels
             self.n_classes_ = len(labels)
             self.n_channels_in_ = n_channels(images)
+            self.input_dtype_ = (images[0] if isinstance(images, list) else images).dtype
         codec = LabelCodec(self.classes_, ignore)
 
         device = _training.resolve_device(self.device)
@@ -411,7 +414,10 @@ class CNNSegmenter(BaseEstimator):
             if isinstance(loss_fn, torch.nn.Module):
                 loss_fn = loss_fn.to(device)
 
-            full_chain = _join_chains(chain, make_chain(self.augment))
+            # the segmenter's own augmenters (a standardiser among them is
+            # fitted here, after the deterministic ops attached to X)
+            self._augment_chain = make_chain(self.augment, X=X)
+            full_chain = _join_chains(chain, self._augment_chain)
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
             pad_multiple = self._pad_multiple(model)
@@ -530,7 +536,7 @@ class CNNSegmenter(BaseEstimator):
                 f"X has {n_channels(images)} channel(s) but the segmenter was fitted on "
                 f"{self.n_channels_in_}."
             )
-        return images, _join_chains(chain, make_chain(self.augment))
+        return images, _join_chains(chain, self._augment_chain)
 
     def _predict_images(self, images, chain, output):
         """Predictions for checked images: an iterator of one array per image
@@ -599,6 +605,43 @@ class CNNSegmenter(BaseEstimator):
         """
         check_is_fitted(self, "model_")
         return float(self._get_scorer()(self, X, y))
+
+    def export(self, path, format="torch.export"):
+        """Save the fitted network for deployment without sksegment.
+
+        Parameters
+        ----------
+        path : str or path
+            File to write. A JSON file ``<path>.json`` beside it records the
+            preprocessing the network expects and the label values.
+        format : {"torch.export", "torchscript", "onnx"}, default="torch.export"
+            ``torch.export`` writes an ExportedProgram with dynamic batch and
+            image size (load it with ``torch.export.load(path).module()``);
+            ``torchscript`` a traced module (``torch.jit.load``); ``onnx``
+            needs the onnx package.
+
+        Returns
+        -------
+        path : str
+
+        Notes
+        -----
+        The network takes float32 ``(N, C, H, W)``: multiply the raw image by
+        ``input_scale`` from the JSON file (1/255 for uint8 training images),
+        move channels first, and pad H and W up to multiples of
+        ``pad_multiple``. Crop its logits back and take
+        ``classes[logits.argmax(1)]``. Deterministic preprocessing steps of a
+        Pipeline (such as an intensity standardiser) must be applied first.
+        """
+        from ._data import intensity_scale
+        from ._export import export_network
+
+        check_is_fitted(self, "model_")
+        return export_network(
+            self.model_, path, format=format, n_channels=self.n_channels_in_,
+            pad_multiple=self._pad_multiple(self.model_),
+            metadata={"classes": self.classes_.tolist(),
+                      "input_scale": intensity_scale(self.input_dtype_)})
 
     # ------------------------------------------------------------------ #
     # pickling: a model fitted on CUDA loads on a CPU-only machine

@@ -1,0 +1,67 @@
+"""Exporting a fitted network for deployment without sksegment.
+
+The exported file holds the network alone: float32 ``(N, C, H, W)`` in,
+logits ``(N, K, H, W)`` out. A JSON file beside it (``<path>.json``) records
+the preprocessing that must come before it and the labels that come after:
+
+- ``input_scale``: multiply the raw image values by it (1/255 for uint8,
+  1/65535 for uint16, 1 otherwise), then move channels first;
+- ``pad_multiple``: pad H and W (bottom/right) up to multiples of it and crop
+  the output back;
+- ``classes``: ``classes[argmax(logits, axis=1)]`` are the label values.
+"""
+
+import copy
+import json
+import warnings
+
+import numpy as np
+import torch
+
+FORMATS = ("torch.export", "torchscript", "onnx")
+
+
+def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
+    """Write ``model`` to ``path`` in ``format`` and the metadata beside it."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}; got {format!r}.")
+    net = copy.deepcopy(model).cpu().float().eval()
+    m = max(int(pad_multiple), 1)
+    example = torch.zeros(2, n_channels, 2 * m, 2 * m)
+    path = str(path)
+    with warnings.catch_warnings():
+        # TorchScript and the tracer announce their own deprecation and the
+        # shape checks they freeze; the exported graph is checked below.
+        warnings.simplefilter("ignore")
+        if format == "torch.export":
+            from torch.export import Dim
+
+            hh, ww = Dim("hh", min=1, max=65536 // m), Dim("ww", min=1, max=65536 // m)
+            program = torch.export.export(
+                net, (example,),
+                dynamic_shapes=({0: Dim("batch", min=1, max=4096), 2: m * hh, 3: m * ww},))
+            torch.export.save(program, path)
+        elif format == "torchscript":
+            traced = torch.jit.trace(net, example)
+            traced.save(path)
+        else:
+            try:
+                import onnx  # noqa: F401
+            except ImportError:
+                raise ImportError("format='onnx' needs the onnx package: pip install onnx") from None
+            torch.onnx.export(net, (example,), path, input_names=["image"],
+                              output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                            "logits": {0: "batch", 2: "height", 3: "width"}})
+    meta = dict(metadata, format=format, pad_multiple=m, n_channels=n_channels)
+    with open(path + ".json", "w") as fh:
+        json.dump(meta, fh, indent=2, default=_jsonable)
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,340 @@
+"""Training users can trust: early stopping, schedules, NaN guard, interruption,
+warm start, partial_fit, checkpoints, oversampling, export."""
+
+import math
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sksegment import CNNSegmenter
+from sksegment._sampling import BatchSampler
+from sksegment._training import Schedule
+from sksegment.datasets import make_shapes
+
+TINY = dict(depth=2, width=4, batch_size=4, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_shapes(n_samples=20, image_size=32, random_state=0)
+
+
+def _params(model):
+    return [p.detach().clone() for p in model.state_dict().values()]
+
+
+# --------------------------------------------------------------------------- #
+# early stopping and validation data
+# --------------------------------------------------------------------------- #
+def test_early_stopping_stops_and_restores_best(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=40, early_stopping=True, n_iter_no_change=2,
+                       learning_rate=1e-2)
+    seg.fit(X[:16], y[:16], X_val=X[16:], y_val=y[16:])
+    assert seg.n_iter_ < 40
+    assert len(seg.validation_scores_) == seg.n_iter_
+    assert seg.best_score_ == max(seg.validation_scores_)
+    assert seg.validation_scores_[seg.best_epoch_ - 1] == seg.best_score_
+    assert seg.n_iter_ == seg.best_epoch_ + 2  # stopped n_iter_no_change epochs after the best
+    # the weights in the estimator are the best epoch's, not the last one's
+    assert seg.score(X[16:], y[16:]) == pytest.approx(seg.best_score_)
+    assert all("val_score" in h for h in seg.history_)
+
+
+def test_early_stopping_internal_split_is_seeded(data):
+    X, y = data
+    kw = dict(TINY, max_epochs=3, early_stopping=True, validation_fraction=0.25)
+    a = CNNSegmenter(**kw).fit(X, y)
+    b = CNNSegmenter(**kw).fit(X, y)
+    assert len(a.validation_scores_) == 3
+    assert a.validation_scores_ == b.validation_scores_
+
+
+def test_validation_data_without_early_stopping_is_only_recorded(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=3).fit(X[:16], y[:16], X_val=X[16:], y_val=y[16:])
+    assert seg.n_iter_ == 3 and len(seg.validation_scores_) == 3
+    assert seg.score(X[16:], y[16:]) == pytest.approx(seg.validation_scores_[-1])
+
+
+def test_early_stopping_bad_inputs(data):
+    X, y = data
+    with pytest.raises(ValueError, match="validation_fraction"):
+        CNNSegmenter(**TINY, max_epochs=1, early_stopping=True,
+                     validation_fraction=0.01).fit(X[:4], y[:4])
+    with pytest.raises(ValueError, match="X_val and y_val"):
+        CNNSegmenter(**TINY, max_epochs=1).fit(X, y, X_val=X[:2])
+    with pytest.raises(ValueError, match="validation_fraction"):
+        CNNSegmenter(**TINY, validation_fraction=1.5).fit(X, y)
+
+
+# --------------------------------------------------------------------------- #
+# learning-rate schedules
+# --------------------------------------------------------------------------- #
+def test_schedules_shape():
+    cos = [Schedule("cosine", 1.0, 10).lr(t) for t in range(10)]
+    assert cos[0] == pytest.approx(1.0) and all(a > b for a, b in zip(cos, cos[1:]))
+    one = [Schedule("onecycle", 1.0, 10).lr(t) for t in range(10)]
+    peak = int(np.argmax(one))
+    assert 0 < peak < 9 and one[0] < one[peak] and one[-1] < one[peak]
+    warm = [Schedule("constant", 1.0, 10, warmup_epochs=3).lr(t) for t in range(5)]
+    assert warm[0] < warm[1] < warm[2] < warm[3] == warm[4] == 1.0
+    plateau = Schedule("plateau", 1.0, 10, patience=1)
+    for score in (0.5, 0.5, 0.5):
+        plateau.end_epoch(score)
+    assert plateau.lr(3) == 0.5
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle", "plateau"])
+def test_schedule_lr_in_history(schedule, data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=4, lr_schedule=schedule, warmup_epochs=1,
+                       learning_rate=1e-2).fit(X[:8], y[:8])
+    lrs = [h["lr"] for h in seg.history_]
+    assert len(lrs) == 4 and all(0 < lr <= 1e-2 for lr in lrs)
+    assert lrs[0] < lrs[1]  # warm-up
+    if schedule == "cosine":
+        assert lrs[3] < lrs[1]
+
+
+# --------------------------------------------------------------------------- #
+# NaN guard
+# --------------------------------------------------------------------------- #
+class FlakyLoss(torch.nn.Module):
+    """Cross entropy that turns NaN on chosen calls."""
+
+    def __init__(self, bad_calls):
+        super().__init__()
+        self.bad_calls, self.calls = set(bad_calls), 0
+
+    def forward(self, logits, target):
+        self.calls += 1
+        loss = F.cross_entropy(logits, target, ignore_index=-100)
+        return loss * float("nan") if self.calls in self.bad_calls else loss
+
+
+def test_nonfinite_step_never_reaches_weights(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=2, loss=FlakyLoss({2}))  # 2 steps per epoch: epoch 1
+    with pytest.warns(RuntimeWarning, match="Non-finite loss"):
+        seg.fit(X[:8], y[:8])
+    assert all(torch.isfinite(p).all() for p in seg.model_.state_dict().values()
+               if p.is_floating_point())
+    assert all(math.isfinite(v) for v in seg.loss_curve_)
+    # the learning rate was halved after the event
+    assert seg.history_[1]["lr"] == pytest.approx(seg.learning_rate / 2)
+
+
+def test_persistent_nonfinite_raises_with_advice(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=3, loss=FlakyLoss(range(1, 1000)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match="learning_rate.*max_grad_norm"):
+            seg.fit(X[:8], y[:8])
+
+
+def test_huge_learning_rate_is_caught(data):
+    """A learning rate of 1e20 makes the weights overflow on the second step:
+    each time the step is skipped, the epoch's start restored, the rate halved."""
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=3, learning_rate=1e20, optimizer="sgd")
+    with pytest.warns(RuntimeWarning, match="Non-finite loss") as caught:
+        seg.fit(X[:8], y[:8])
+    assert sum("Non-finite" in str(w.message) for w in caught) >= 1
+    assert all(torch.isfinite(p).all() for p in seg.model_.parameters())
+    assert all(math.isfinite(v) for v in seg.loss_curve_)
+
+
+def test_max_grad_norm_clips(data):
+    """With SGD and a tiny gradient-norm cap the weights barely move per epoch."""
+    X, y = data
+
+    def drift(**kw):
+        one = CNNSegmenter(**TINY, optimizer="sgd", max_epochs=1, **kw).fit(X[:8], y[:8])
+        two = CNNSegmenter(**TINY, optimizer="sgd", max_epochs=2, **kw).fit(X[:8], y[:8])
+        return sum(float((p - q).detach().abs().max()) for p, q in
+                   zip(one.model_.parameters(), two.model_.parameters()))
+
+    clipped, free = drift(max_grad_norm=1e-6), drift()
+    assert clipped < 1e-6 < free
+
+
+# --------------------------------------------------------------------------- #
+# interruption, warm start, partial_fit
+# --------------------------------------------------------------------------- #
+class InterruptingLoss(torch.nn.Module):
+    def __init__(self, at_call):
+        super().__init__()
+        self.at_call, self.calls = at_call, 0
+
+    def forward(self, logits, target):
+        self.calls += 1
+        if self.calls == self.at_call:
+            raise KeyboardInterrupt
+        return F.cross_entropy(logits, target, ignore_index=-100)
+
+
+def test_keyboard_interrupt_leaves_a_fitted_estimator(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=10, loss=InterruptingLoss(at_call=6))  # 2 steps/epoch
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        seg.fit(X[:8], y[:8])
+    assert seg.interrupted_ and seg.n_iter_ == 2 and len(seg.history_) == 2
+    assert seg.predict(X[8:10]).shape == (2, 32, 32)
+
+
+def test_warm_start_continues(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=2, warm_start=True).fit(X[:8], y[:8])
+    w1 = _params(seg.model_)
+    seg.fit(X[:8], y[:8])
+    assert seg.n_iter_ == 4 and len(seg.loss_curve_) == 4
+    assert any(not torch.equal(a, b) for a, b in zip(w1, _params(seg.model_)))
+    cold = CNNSegmenter(**TINY, max_epochs=2).fit(X[:8], y[:8])
+    cold.fit(X[:8], y[:8])
+    assert cold.n_iter_ == 2  # without warm_start fit starts over
+
+
+def test_partial_fit(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY)
+    binary = (y[:8] > 0).astype(np.uint8)
+    seg.partial_fit(X[:8], binary * 0 + (binary & 0), classes=[0, 1, 2])
+    assert seg.n_iter_ == 1 and seg.classes_.tolist() == [0, 1, 2]
+    seg.partial_fit(X[:8], y[:8])
+    assert seg.n_iter_ == 2
+    with pytest.raises(ValueError, match="not seen"):
+        seg.partial_fit(X[:8], y[:8] + 5)
+
+
+def test_partial_fit_needs_classes_for_single_class_first_batch(data):
+    X, y = data
+    with pytest.raises(ValueError, match="single class"):
+        CNNSegmenter(**TINY).partial_fit(X[:4], np.zeros_like(y[:4]))
+
+
+# --------------------------------------------------------------------------- #
+# checkpoints: a killed fit resumes to the same result
+# --------------------------------------------------------------------------- #
+_CRASH_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np, torch, torch.nn.functional as F
+    sys.path.insert(0, {root!r})
+    from sksegment import CNNSegmenter
+    from sksegment.datasets import make_shapes
+
+    class CrashingLoss(torch.nn.Module):
+        calls = 0
+        def forward(self, logits, target):
+            CrashingLoss.calls += 1
+            if CrashingLoss.calls == {crash_at}:
+                os._exit(3)  # a hard crash: no cleanup, no exception handling
+            return F.cross_entropy(logits, target, ignore_index=-100)
+
+    X, y = make_shapes(n_samples=8, image_size=32, random_state=0)
+    CNNSegmenter(depth=2, width=4, batch_size=4, random_state=0, max_epochs=4,
+                 loss=CrashingLoss(), checkpoint_dir={ckpt!r}).fit(X, y)
+""")
+
+
+class PlainCE(torch.nn.Module):
+    def forward(self, logits, target):
+        return F.cross_entropy(logits, target, ignore_index=-100)
+
+
+def test_checkpoint_resume_after_crash_matches_uninterrupted(tmp_path):
+    X, y = make_shapes(n_samples=8, image_size=32, random_state=0)
+    kw = dict(depth=2, width=4, batch_size=4, random_state=0, max_epochs=4, loss=PlainCE())
+    ckpt = tmp_path / "ckpt"
+    root = str(Path(__file__).resolve().parents[1])
+    script = _CRASH_SCRIPT.format(root=root, crash_at=6, ckpt=str(ckpt))  # mid epoch 3
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert (ckpt / "checkpoint.pt").exists()
+    assert not list(ckpt.glob("*.tmp-*"))  # no half-written file left behind
+    resumed = CNNSegmenter(**kw, checkpoint_dir=str(ckpt), resume=True).fit(X, y)
+    straight = CNNSegmenter(**kw).fit(X, y)
+    assert resumed.n_iter_ == straight.n_iter_ == 4
+    np.testing.assert_allclose(resumed.loss_curve_, straight.loss_curve_, rtol=1e-6)
+    for a, b in zip(resumed.model_.state_dict().values(), straight.model_.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+# --------------------------------------------------------------------------- #
+# foreground oversampling
+# --------------------------------------------------------------------------- #
+def test_foreground_oversampling_centres_patches_on_objects():
+    rng = np.random.RandomState(0)
+    masks = np.zeros((10, 128, 128), dtype=np.uint8)
+    masks[:, 60:68, 60:68] = 1  # a small object in a large background
+    images = masks * 200
+    def share(fraction):
+        s = BatchSampler(images, masks, batch_size=10, patch_size=16,
+                         foreground_fraction=fraction, background=0)
+        hits = [(y == 1).any() for _ in range(20) for y in s.batch(np.arange(10), rng)[1]]
+        return np.mean(hits)
+    assert share(1.0) > 0.6 > 0.2 > share(0.0)
+
+
+# --------------------------------------------------------------------------- #
+# precision, compile, export
+# --------------------------------------------------------------------------- #
+def test_precision_on_cpu(data):
+    X, y = data
+    with pytest.raises(ValueError, match="fp16.*CUDA"):
+        CNNSegmenter(**TINY, max_epochs=1, precision="fp16").fit(X[:4], y[:4])
+    seg = CNNSegmenter(**TINY, max_epochs=1, precision="bf16").fit(X[:4], y[:4])
+    assert math.isfinite(seg.loss_curve_[0])
+
+
+@pytest.mark.parametrize("fmt", ["torch.export", "torchscript"])
+def test_export_runs_without_sksegment(fmt, data, tmp_path):
+    import json
+
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=1).fit(X[:8], y[:8])
+    path = seg.export(tmp_path / "net.pt", format=fmt)
+    meta = json.loads(Path(path + ".json").read_text())
+    assert meta["classes"] == seg.classes_.tolist() and meta["pad_multiple"] == 4
+    x = torch.from_numpy(X[8:10, None].astype(np.float32) * meta["input_scale"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        net = (torch.export.load(path).module() if fmt == "torch.export"
+               else torch.jit.load(path))
+    proba = torch.softmax(net(x), 1).permute(0, 2, 3, 1).detach().numpy()
+    np.testing.assert_allclose(proba, seg.predict_proba(X[8:10]), atol=1e-5)
+    with pytest.raises(ValueError, match="format"):
+        seg.export(tmp_path / "x", format="pickle")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fit_amp_and_cpu_reload(data, tmp_path):
+    import joblib
+
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=2, device="cuda").fit(X[:8], y[:8])
+    assert seg.device_.type == "cuda"
+    assert next(seg.model_.parameters()).is_cuda
+    joblib.dump(seg, tmp_path / "seg.joblib")
+    code = ("import joblib, torch, numpy as np; "
+            f"s = joblib.load({str(tmp_path / 'seg.joblib')!r}); "
+            "print(next(s.model_.parameters()).device)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"},
+                         cwd=str(Path(__file__).resolve().parents[1]))
+    assert "cpu" in out.stdout, out.stderr
+    for precision in ("bf16", "fp16"):
+        s = CNNSegmenter(**TINY, max_epochs=1, device="cuda", precision=precision).fit(X, y)
+        assert math.isfinite(s.loss_curve_[0])
+    before = torch.cuda.memory_reserved()
+    CNNSegmenter(**TINY, max_epochs=1, device="cuda").fit(X, y)
+    assert torch.cuda.memory_reserved() <= before + 64 * 2**20
