@@ -101,9 +101,9 @@ def _check_tiling(tiling):
 def _check_device(device):
     if isinstance(device, torch.device):
         return device
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a torch.device or a string such as 'cpu' or 'cuda'; "
-                        f"got {device!r}.")
+    if not isinstance(device, str) and not _is_int(device):
+        raise TypeError(f"device must be a torch.device, a string such as 'cpu' or 'cuda', or "
+                        f"a CUDA device index; got {device!r}.")
     try:
         return torch.device(device)
     except RuntimeError as exc:
@@ -490,7 +490,7 @@ def _jobs(images, cfg):
     ("whole", [indices of one shape]) or ("tiles", [index])."""
     n = len(images)
     uniform = isinstance(images, np.ndarray)
-    window = n if uniform else max(8 * cfg["batch_size"], 1)
+    window = max(n, 1) if uniform else 8 * cfg["batch_size"]
     for start in range(0, n, window):
         jobs = []
         groups = {}
@@ -588,7 +588,7 @@ def iter_predictions(model, images, *, device, output="proba", batch_size=8, pad
         as returned by :func:`sksegment._data.check_images`; a 3-D array
         ``(n, H, W)`` or 2-D list entries are taken as one channel. Never
         modified; converted to tensors one batch (or batch of tiles) at a time.
-    device : torch.device or str
+    device : torch.device, str or int
         Device of the model; batches are moved there.
     output : {"proba", "labels"}, default="proba"
         Yield probabilities ``(H, W, K)`` float32 or class indices ``(H, W)``
