@@ -370,6 +370,9 @@ class CNNSegmenter(BaseEstimator):
         else:
             if incremental and getattr(self, "_partial_classes", None) is not None:
                 classes = self._partial_classes.astype(labels.dtype)
+                if ignore is not None and ignore in classes:
+                    raise ValueError(f"ignore_index={ignore} is also one of classes "
+                                     f"{classes.tolist()}; unlabelled pixels cannot be a class.")
                 if np.setdiff1d(labels, classes).size:
                     raise ValueError("y has labels that are not in classes: "
                                      f"{np.setdiff1d(labels, classes).tolist()}.")
