@@ -1,0 +1,281 @@
+"""Prediction benchmark: ``iter_predictions`` against a raw forward pass.
+
+Measures, on one small U-Net (``sksegment.models.UNet``, eval mode):
+
+* whole-image throughput (megapixels per second) of ``iter_predictions``
+  (conversion of each uint8 batch, softmax, copy to NumPy channels last, or
+  class indices) against a bare ``model(x)`` over the same images already
+  converted to float tensors on the device; the goal is a ratio >= 0.9;
+* the cost of sliding-window tiling (overlap 0.25, Gaussian blending) against
+  whole-image prediction of one image, and against a bare forward pass over
+  the same tiles (the share of the network in the tiled time);
+* the cost of test-time augmentation (8 views for square images, 4 otherwise);
+* the peak resident memory growth of predicting one 8192 x 8192 uint8 image
+  with ``output="labels"`` (tiled, in row bands; a smaller U-Net), in a fresh
+  subprocess: the kernel's peak RSS (``VmHWM``, reset through
+  ``/proc/self/clear_refs``; where refused, the peak so far is the baseline,
+  as with ``ru_maxrss``).
+
+Times are the best of several runs, the runs of the compared variants
+interleaved so that they see the same machine load.
+
+Usage: ``python benchmarks/bench_predict.py [--quick] [--json PATH]
+[--device DEV] [--threads N] [--rss-size N] [--skip-rss]``.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import _common
+import numpy as np
+import torch
+
+from sksegment._data import to_tensor
+from sksegment._inference import _tile_starts, iter_predictions
+
+MODEL = {"depth": 3, "width": 8}  # throughput, tiling, TTA
+RSS_MODEL = {"depth": 2, "width": 4}  # the 8192 x 8192 image (67 megapixels)
+SETTINGS = {
+    "quick": {"repeat": 3, "whole": (8, 128), "tiling": (512, 128), "tta": (4, 128, 96),
+              "rss": 2048},
+    "full": {"repeat": 7, "whole": (16, 256), "tiling": (1024, 256), "tta": (4, 256, 192),
+             "rss": 8192},
+}
+
+
+def make_unet(depth, width, device, n_classes=2):
+    from sksegment.models import UNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return UNet(1, n_classes, depth=depth, width=width).eval().to(device)
+
+
+def images_of(n, h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 1), dtype=np.uint8)
+
+
+def best_times(variants, repeat, device):
+    """Best wall time of each callable over ``repeat`` interleaved rounds
+    (after one warm-up call each)."""
+    for fn in variants.values():
+        fn()
+    best = {name: float("inf") for name in variants}
+    for _ in range(repeat):
+        for name, fn in variants.items():
+            with _common.timer(device) as t:
+                fn()
+            best[name] = min(best[name], t.seconds)
+    return best
+
+
+def _raw(model, batches):
+    def run():
+        with torch.inference_mode():
+            for x in batches:
+                model(x)
+    return run
+
+
+def bench_whole(model, device, n, size, repeat):
+    images = images_of(n, size, size)
+    batch_size = 8
+    batches = [to_tensor(images[s:s + batch_size], device) for s in range(0, n, batch_size)]
+    factor = model.downsampling_factor
+
+    def ours(output):
+        return lambda: list(iter_predictions(model, images, device=device, output=output,
+                                             batch_size=batch_size, pad_multiple=factor,
+                                             tiling=False))
+
+    t = best_times({"raw forward": _raw(model, batches), "iter_predictions proba": ours("proba"),
+                    "iter_predictions labels": ours("labels")}, repeat, device)
+    mp = n * size * size / 1e6
+    return {"images": [n, size, size], "batch_size": batch_size,
+            "seconds": t, "megapixels_per_s": {k: mp / v for k, v in t.items()},
+            "ratio_vs_raw": {k: t["raw forward"] / v for k, v in t.items()}}
+
+
+def bench_tiling(model, device, size, tile, repeat, batch_sizes=(2, 8)):
+    image = images_of(1, size, size, seed=1)
+    starts = _tile_starts(size, tile, 0.25)
+    tiles = np.stack([image[0, y:y + tile, x:x + tile] for y in starts for x in starts])
+    factor = model.downsampling_factor
+    mp = size * size / 1e6
+    out = {"image": [size, size], "tile": tile, "overlap": 0.25, "tiles": len(tiles),
+           "network_pixels_per_image_pixel": tiles.size / image.size, "runs": []}
+    for batch_size in batch_sizes:
+        batches = [to_tensor(tiles[s:s + batch_size], device)
+                   for s in range(0, len(tiles), batch_size)]
+
+        def run(tiling, batch_size=batch_size):
+            return lambda: next(iter_predictions(model, image, device=device, output="labels",
+                                                 batch_size=batch_size, pad_multiple=factor,
+                                                 tiling=tiling, tile_size=tile,
+                                                 tile_overlap=0.25))
+
+        t = best_times({"whole": run(False), "tiled": run(True),
+                        "raw forward over the tiles": _raw(model, batches)}, repeat, device)
+        out["runs"].append({"batch_size": batch_size, "seconds": t,
+                            "megapixels_per_s": {k: mp / v for k, v in t.items()}})
+    return out
+
+
+def bench_tta(model, device, n, h, w, repeat):
+    images = images_of(n, h, w, seed=2)
+    factor = model.downsampling_factor
+
+    def run(tta):
+        return lambda: list(iter_predictions(model, images, device=device, output="labels",
+                                             batch_size=n, pad_multiple=factor, tiling=False,
+                                             tta=tta))
+
+    t = best_times({"plain": run(False), "tta": run(True)}, repeat, device)
+    return {"images": [n, h, w], "views": 8 if h == w else 4, "seconds": t}
+
+
+# ---------------------------------------------------------------------- #
+# peak RSS, in a child process
+# ---------------------------------------------------------------------- #
+def _status_bytes(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _rss_child(size, device, threads):
+    torch.set_num_threads(threads)
+    device = torch.device(device)
+    model = make_unet(RSS_MODEL["depth"], RSS_MODEL["width"], device)
+    image = images_of(1, size, size, seed=3)
+    kw = {"device": device, "output": "labels", "pad_multiple": model.downsampling_factor}
+    next(iter_predictions(model, image[:, :600, :600], tiling=True, **kw))  # warm-up
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM := current RSS
+        method = "VmHWM after clear_refs"
+        before = _status_bytes("VmRSS:")
+    except OSError:
+        method = "VmHWM, peak before as baseline"
+        before = _status_bytes("VmHWM:")
+    start = time.perf_counter()
+    out = next(iter_predictions(model, image, **kw))  # tiling="auto" tiles it
+    seconds = time.perf_counter() - start
+    growth = _status_bytes("VmHWM:") - before
+    print(json.dumps({
+        "image": [size, size], "method": method,
+        "model": "UNet(depth={depth}, width={width}, n_classes=2)".format(**RSS_MODEL),
+        "input_bytes": image.nbytes, "output_bytes": out.nbytes, "peak_growth_bytes": growth,
+        "seconds": seconds, "megapixels_per_s": size * size / 1e6 / seconds,
+    }))
+
+
+def bench_rss(size, device, threads):
+    cmd = [sys.executable, __file__, "--rss-child", str(size), str(device), str(threads)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        return {"error": res.stderr[-2000:]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- #
+# report
+# ---------------------------------------------------------------------- #
+def markdown(machine, results):
+    f = _common.fmt
+    w = results["whole_image"]
+    n, h, wd = w["images"]
+    lines = [_common.machine_line(machine), "",
+             (f"Whole images: {n} x {h}x{wd} uint8, batch {w['batch_size']}, "
+             f"{results['model']}."), ""]
+    lines.append(_common.table(
+        ["variant", "seconds", "megapixels/s", "throughput vs raw forward"],
+        [[k, f(v), f(w["megapixels_per_s"][k], 2), f(w["ratio_vs_raw"][k], 2)]
+         for k, v in w["seconds"].items()]))
+    t = results["tiling"]
+    lines += ["", (f"Tiling one {t['image'][0]}x{t['image'][1]} image: {t['tiles']} tiles of "
+              f"{t['tile']}, overlap {t['overlap']} ({t['network_pixels_per_image_pixel']:.2f} "
+              "network pixels per image pixel), output labels."), ""]
+    rows = []
+    for r in t["runs"]:
+        s = r["seconds"]
+        rows.append([r["batch_size"], f(s["whole"], 2), f(s["tiled"], 2),
+                     f(s["raw forward over the tiles"], 2), f(s["tiled"] / s["whole"], 2),
+                     f(s["raw forward over the tiles"] / s["tiled"], 2)])
+    lines.append(_common.table(
+        ["batch", "whole s", "tiled s", "raw forward over the tiles s", "tiled / whole",
+         "network share of tiled"], rows))
+    lines += ["", "Test-time augmentation (whole images, output labels):", ""]
+    lines.append(_common.table(
+        ["images", "views", "plain s", "TTA s", "TTA / plain"],
+        [["{} x {}x{}".format(*r["images"]), r["views"], f(r["seconds"]["plain"], 2),
+          f(r["seconds"]["tta"], 2), f(r["seconds"]["tta"] / r["seconds"]["plain"], 2)]
+         for r in results["tta"]]))
+    rss = results.get("rss")
+    if rss and "error" not in rss:
+        mib = 2 ** 20
+        lines += ["", (f"Peak RSS growth predicting one {rss['image'][0]}x{rss['image'][1]} "
+                  f"uint8 image, output labels, defaults (tiling 'auto': tiles of 256, "
+                  f"overlap 0.25, batch 8), {rss['model']}, {rss['method']}:"), ""]
+        lines.append(_common.table(
+            ["input MiB", "output MiB", "peak growth MiB", "growth beyond the output MiB",
+             "seconds", "megapixels/s"],
+            [[f(rss["input_bytes"] / mib, 0), f(rss["output_bytes"] / mib, 0),
+              f(rss["peak_growth_bytes"] / mib, 0),
+              f((rss["peak_growth_bytes"] - rss["output_bytes"]) / mib, 0),
+              f(rss["seconds"], 1), f(rss["megapixels_per_s"], 2)]]))
+    elif rss:
+        lines += ["", "Peak RSS measurement failed: " + rss["error"].splitlines()[-1]]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = _common.make_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                        help="torch CPU threads (default: min(2, cores))")
+    parser.add_argument("--rss-size", type=int, default=None,
+                        help="side of the image of the memory measurement "
+                             "(default 8192; 2048 with --quick)")
+    parser.add_argument("--skip-rss", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--rss-child", nargs=3, metavar=("SIZE", "DEVICE", "THREADS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_child:
+        size, device, threads = args.rss_child
+        _rss_child(int(size), device, int(threads))
+        return None
+
+    torch.set_num_threads(args.threads)
+    device = _common.resolve_device(args.device)
+    mode = "quick" if args.quick else "full"
+    cfg = SETTINGS[mode]
+    load = _common.wait_for_quiet(tries=0 if args.quick else 4)
+    machine = _common.machine_info(device)
+    machine["load_average"] = load
+    model = make_unet(MODEL["depth"], MODEL["width"], device)
+    results = {"model": "UNet(depth={depth}, width={width}, n_classes=2)".format(**MODEL)}
+
+    print(f"whole-image throughput, {results['model']} ...", flush=True)
+    results["whole_image"] = bench_whole(model, device, *cfg["whole"], cfg["repeat"])
+    print("tiling ...", flush=True)
+    results["tiling"] = bench_tiling(model, device, *cfg["tiling"], cfg["repeat"])
+    print("test-time augmentation ...", flush=True)
+    n, h, w = cfg["tta"]
+    results["tta"] = [bench_tta(model, device, n, h, h, cfg["repeat"]),
+                      bench_tta(model, device, n, h, w, cfg["repeat"])]
+    if not args.skip_rss:
+        size = args.rss_size or cfg["rss"]
+        print(f"peak RSS growth, one {size}x{size} uint8 image ...", flush=True)
+        results["rss"] = bench_rss(size, device, args.threads)
+    results["load_average_at_end"] = _common.load_average()
+    return _common.finish(args, "prediction", machine, results, markdown(machine, results))
+
+
+if __name__ == "__main__":
+    main()
