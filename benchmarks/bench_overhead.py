@@ -1,0 +1,426 @@
+"""Training throughput of ``CNNSegmenter.fit`` against a hand-written PyTorch loop.
+
+Both sides train the same U-Net (same depth, width and initial weights),
+with Adam at the same learning rate, cross entropy, the same batch size,
+device and precision, on the same uint8 images, whole images per step. They
+run interleaved in one process (sksegment, hand, hand, sksegment, ...) so
+that load from other programs hits both alike; each side gets one untimed
+warm-up run first.
+
+The hand-written loop does what a typical user writes:
+
+- builds the model (``torch.manual_seed`` then ``UNet(...)``), moves it to
+  the device, makes ``torch.optim.Adam`` and ``nn.CrossEntropyLoss``;
+- each epoch draws a permutation of the images (NumPy) and walks it in
+  batches;
+- per batch: ``torch.from_numpy(X[idx]).to(device).float() / 255`` with a
+  channel axis added, ``torch.from_numpy(y[idx]).to(device).long()``,
+  ``zero_grad``, forward (under ``torch.autocast`` for bf16), loss,
+  ``backward``, ``step``, and one ``loss.item()`` for its running loss.
+
+Two figures are compared:
+
+- end to end: the wall time of ``fit(X, y)`` with ``max_epochs=E`` against E
+  epochs of the hand loop *including* its model and optimizer construction;
+  it counts everything a user waits for (input checks, label scan, batch
+  sampling, per-epoch bookkeeping);
+- steady state: epochs 2..E only, from ``history_[i]["seconds"]`` for
+  sksegment and a timer around each epoch of the hand loop; it leaves out the
+  one-time setup and the first epoch.
+
+Run ``python benchmarks/bench_overhead.py --help`` for the options.
+"""
+
+import math
+import time
+
+import _common
+import numpy as np
+import torch
+from torch import nn
+
+#: Dense peak throughput in TFLOP/s from NVIDIA's data sheets, by the kind of
+#: arithmetic: "fp32" (CUDA cores), "tf32" and "bf16" (tensor cores).
+PEAK_TFLOPS = {
+    "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4},
+    "H100 PCIe": {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0},
+    "H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4},  # SXM5
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
+    "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0},
+    "A10": {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0},
+}
+
+CONFIGS = {
+    # device type -> mode -> settings
+    "cpu": {
+        "quick": {"n_images": 48, "image_size": 64, "batch_size": 16, "depth": 3, "width": 16,
+                      "epochs": 3, "repeats": 3},
+        "full": {"n_images": 96, "image_size": 64, "batch_size": 16, "depth": 3, "width": 16,
+                     "epochs": 3, "repeats": 5},
+    },
+    "cuda": {
+        "quick": {"n_images": 256, "image_size": 256, "batch_size": 32, "depth": 4, "width": 32,
+                      "epochs": 3, "repeats": 3},
+        "full": {"n_images": 512, "image_size": 256, "batch_size": 32, "depth": 4, "width": 32,
+                     "epochs": 4, "repeats": 5},
+    },
+}
+
+
+# --------------------------------------------------------------------------- #
+# model FLOPs
+# --------------------------------------------------------------------------- #
+def conv_macs_per_image(model, in_channels, image_size, device):
+    """Multiply-accumulates of the convolutions in one forward pass of one
+    image, counted with forward hooks."""
+    total = [0]
+
+    def hook(module, inputs, output):
+        k = math.prod(module.kernel_size)
+        if isinstance(module, nn.ConvTranspose2d):
+            # every input pixel is spread over k output pixels per output channel
+            total[0] += inputs[0].numel() * (module.out_channels // module.groups) * k
+        else:
+            total[0] += output.numel() * (module.in_channels // module.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, image_size, image_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return total[0]
+
+
+def peak_tflops(device_name, precision, override=None):
+    """The dense peak for this GPU and precision (None when unknown)."""
+    if override is not None:
+        return override
+    kind = "bf16" if precision == "bf16" else (
+        "tf32" if torch.backends.cudnn.allow_tf32 else "fp32")
+    for key, peaks in PEAK_TFLOPS.items():  # "H100 PCIe" is tried before "H100"
+        words = key.split()
+        if all(w.lower() in device_name.lower() for w in words):
+            return peaks[kind]
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# the two trainers
+# --------------------------------------------------------------------------- #
+def init_seed(random_state):
+    """The torch seed CNNSegmenter draws from ``random_state`` before it builds
+    its network; the hand loop seeds with it too, so both start from the same
+    weights."""
+    return int(np.random.RandomState(random_state).randint(np.iinfo(np.int32).max))
+
+
+def train_sksegment(X, y, cfg, *, epochs, device, precision, compile, random_state):
+    from sksegment import CNNSegmenter
+
+    seg = CNNSegmenter(model="unet", depth=cfg["depth"], width=cfg["width"],
+                       loss="cross_entropy", optimizer="adam", learning_rate=1e-3,
+                       batch_size=cfg["batch_size"], max_epochs=epochs, patch_size=None,
+                       precision=precision, compile=compile, device=str(device),
+                       random_state=random_state)
+    with _common.timer(device) as t:
+        seg.fit(X, y)
+    return t.seconds, [h["seconds"] for h in seg.history_]
+
+
+def train_by_hand(X, y, cfg, *, epochs, device, precision, compile, random_state,
+                  channels_last):
+    """The loop a user would write; returns (total seconds, seconds per epoch)."""
+    from sksegment.models import UNet
+
+    n_classes = int(y.max()) + 1
+    sync = _common.synchronize
+    sync(device)
+    start = time.perf_counter()
+    torch.manual_seed(init_seed(random_state))
+    model = UNet(1, n_classes, depth=cfg["depth"], width=cfg["width"]).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss()
+    forward = torch.compile(model) if compile else model
+    autocast = precision == "bf16"
+    rng = np.random.RandomState(random_state)
+    model.train()
+    batch_size = cfg["batch_size"]
+    epoch_seconds = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(X))
+        running = 0.0
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            xb = torch.from_numpy(X[idx]).to(device).float().unsqueeze(1) / 255
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yb = torch.from_numpy(y[idx]).to(device).long()
+            optimizer.zero_grad()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = forward(xb)
+            loss = criterion(logits.float(), yb)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+        sync(device)
+        epoch_seconds.append(time.perf_counter() - t0)
+    sync(device)
+    return time.perf_counter() - start, epoch_seconds
+
+
+# --------------------------------------------------------------------------- #
+# skorch
+# --------------------------------------------------------------------------- #
+SKORCH_HAND_WRITTEN = [
+    ("a module wrapper that turns the uint8 batch into float32 / 255 (skorch passes "
+    "NumPy arrays to the module as they are)"),
+    "a channel axis on X (skorch takes (N, C, H, W); sksegment takes (N, H, W))",
+    "y converted to int64 for CrossEntropyLoss (a full copy, 8x the uint8 masks)",
+    "criterion=nn.CrossEntropyLoss (the default NLLLoss expects probabilities)",
+    "train_split=None (the default 5-fold stratified split needs a 1-D y)",
+    "iterator_train__shuffle=True (skorch does not shuffle by default)",
+    ("predict_nonlinearity=None (the 'auto' softmax runs over the last axis, "
+    "the image width, not the class axis)"),
+]
+
+
+def train_skorch(X, y, cfg, *, epochs, device, random_state):
+    """The same training through skorch.NeuralNet; returns (seconds, per-epoch seconds)."""
+    import skorch
+
+    from sksegment.models import UNet
+
+    class ScaledInput(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x.float() / 255)
+
+    n_classes = int(y.max()) + 1
+    with _common.timer(device) as t:
+        torch.manual_seed(init_seed(random_state))
+        module = ScaledInput(UNet(1, n_classes, depth=cfg["depth"], width=cfg["width"]))
+        net = skorch.NeuralNet(
+            module=module, criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
+            lr=1e-3, batch_size=cfg["batch_size"], max_epochs=epochs, train_split=None,
+            iterator_train__shuffle=True, predict_nonlinearity=None, device=str(device),
+            verbose=0)
+        net.fit(X[:, None], y.astype(np.int64))
+    return t.seconds, [float(h["dur"]) for h in net.history]
+
+
+def skorch_available():
+    try:
+        import skorch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- #
+# one comparison
+# --------------------------------------------------------------------------- #
+def compare(X, y, cfg, *, device, precision, compile, channels_last, random_state, log):
+    """Interleaved repeats of sksegment and the hand loop for one setting."""
+    epochs, repeats, n = cfg["epochs"], cfg["repeats"], len(X)
+    common = {"device": device, "precision": precision, "compile": compile,
+                  "random_state": random_state}
+    # warm-up: kernels, allocator, oneDNN primitive caches, compilation caches
+    train_sksegment(X[:2 * cfg["batch_size"]], y[:2 * cfg["batch_size"]], cfg, epochs=1,
+                    **common)
+    train_by_hand(X[:2 * cfg["batch_size"]], y[:2 * cfg["batch_size"]], cfg, epochs=1,
+                  channels_last=channels_last, **common)
+    runs = {"sksegment": [], "hand": []}
+    for r in range(repeats):
+        order = ("sksegment", "hand") if r % 2 == 0 else ("hand", "sksegment")
+        for who in order:
+            if who == "sksegment":
+                total, per_epoch = train_sksegment(X, y, cfg, epochs=epochs, **common)
+            else:
+                total, per_epoch = train_by_hand(X, y, cfg, epochs=epochs,
+                                                 channels_last=channels_last, **common)
+            runs[who].append({"seconds": total, "epoch_seconds": per_epoch})
+            log(f"  repeat {r + 1}/{repeats} {who:9s}: {total:7.2f} s "
+                f"({n * epochs / total:7.1f} images/s end to end; epochs "
+                + ", ".join(f"{s:.2f}" for s in per_epoch) + " s)")
+    return summarize(runs, n, epochs)
+
+
+def summarize(runs, n, epochs):
+    out = {}
+    for who, rs in runs.items():
+        e2e = [n * epochs / r["seconds"] for r in rs]
+        steady = [n * (epochs - 1) / sum(r["epoch_seconds"][1:]) for r in rs
+                  if epochs > 1 and sum(r["epoch_seconds"][1:]) > 0]
+        out[who] = {"runs": rs,
+                    "images_per_s": _common.median(e2e),
+                    "steady_images_per_s": _common.median(steady)}
+    sk, hand = out["sksegment"], out["hand"]
+    pair_ratios = [h["seconds"] / s["seconds"]
+                   for s, h in zip(runs["sksegment"], runs["hand"])]
+    out["ratio"] = _ratio(sk["images_per_s"], hand["images_per_s"])
+    out["ratio_pairs_median"] = _common.median(pair_ratios)
+    out["steady_ratio"] = _ratio(sk["steady_images_per_s"], hand["steady_images_per_s"])
+    return out
+
+
+def _ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+# --------------------------------------------------------------------------- #
+# main
+# --------------------------------------------------------------------------- #
+def main(argv=None):
+    parser = _common.make_parser(__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="interleaved repeats of each side (default: 3 quick, 5 full)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per training run (default: from the configuration)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="peak TFLOP/s of the GPU for the share of peak (default: "
+                             "from a table of known GPUs)")
+    args = parser.parse_args(argv)
+    device = _common.resolve_device(args.device)
+    machine = _common.machine_info(device)
+    mode = "quick" if args.quick else "full"
+    cfg = dict(CONFIGS["cuda" if device.type == "cuda" else "cpu"][mode])
+    if args.repeats is not None:
+        if args.repeats < 1:
+            parser.error("--repeats must be >= 1")
+        cfg["repeats"] = args.repeats
+    if args.epochs is not None:
+        if args.epochs < 2:
+            parser.error("--epochs must be >= 2 (the steady-state figure leaves out epoch 1)")
+        cfg["epochs"] = args.epochs
+
+    from sksegment.datasets import make_shapes
+    from sksegment.models import UNet
+
+    X, y = make_shapes(n_samples=cfg["n_images"], image_size=cfg["image_size"], n_classes=3,
+                       random_state=0)
+    assert X.dtype == np.uint8
+    n_classes = int(y.max()) + 1
+    macs = conv_macs_per_image(UNet(1, n_classes, cfg["depth"], cfg["width"]).to(device), 1,
+                               cfg["image_size"], device)
+    train_flops = 3 * 2 * macs  # forward, plus a backward pass of about twice its cost
+
+    print(f"# bench_overhead ({mode}) on {machine['device_name']}")
+    print(f"data: {X.shape} {X.dtype}, {n_classes} classes; UNet depth {cfg['depth']} "
+          f"width {cfg['width']}; batch {cfg['batch_size']}; {cfg['epochs']} epochs x "
+          f"{cfg['repeats']} interleaved repeats; {macs / 1e9:.3f} GMAC per image forward")
+
+    if device.type == "cuda":
+        variants = [
+            ("fp32", {"precision": "fp32", "compile": False, "channels_last": True}),
+            ("bf16", {"precision": "bf16", "compile": False, "channels_last": True}),
+            ("bf16 + compile", {"precision": "bf16", "compile": True, "channels_last": True}),
+        ]
+    else:
+        variants = [("fp32", {"precision": "fp32", "compile": False, "channels_last": False})]
+        print("CPU: fp32 only; the bf16, channels_last and torch.compile variants run on "
+              "CUDA devices only (skipped).")
+
+    results = {"config": cfg, "n_classes": n_classes, "macs_per_image": macs,
+               "train_flops_per_image": train_flops, "variants": {}}
+    for label, v in variants:
+        print(f"variant {label}:")
+        res = compare(X, y, cfg, device=device, random_state=0, log=print, **v)
+        res["settings"] = v
+        if device.type == "cuda":
+            peak = peak_tflops(machine["device_name"], v["precision"], args.peak_tflops)
+            for who in ("sksegment", "hand"):
+                ips = res[who]["steady_images_per_s"] or res[who]["images_per_s"]
+                achieved = ips * train_flops / 1e12
+                res[who]["achieved_tflops"] = achieved
+                res[who]["share_of_peak"] = None if peak is None else achieved / peak
+            res["peak_tflops"] = peak
+        results["variants"][label] = res
+
+    if device.type == "cuda":
+        # what channels_last does for the hand loop (sksegment always uses it on CUDA)
+        print("hand loop without channels_last (fp32):")
+        res = compare(X, y, dict(cfg, repeats=max(1, cfg["repeats"] // 2)), device=device,
+                      precision="fp32", compile=False, channels_last=False, random_state=0,
+                      log=print)
+        results["hand_fp32_contiguous_images_per_s"] = res["hand"]["steady_images_per_s"]
+    else:
+        results["gpu_variants"] = "skipped: CPU device"
+
+    if skorch_available() and device.type in ("cpu", "cuda"):
+        print("skorch (fp32):")
+        try:
+            skorch_runs = [train_skorch(X, y, cfg, epochs=cfg["epochs"], device=device,
+                                        random_state=0)
+                           for _ in range(max(1, cfg["repeats"] // 2))]
+            ips = [len(X) * cfg["epochs"] / s for s, _ in skorch_runs]
+            results["skorch"] = {"images_per_s": _common.median(ips),
+                                 "hand_written": SKORCH_HAND_WRITTEN}
+        except Exception as exc:  # noqa: BLE001  (reported in the table, not hidden)
+            results["skorch"] = {"error": f"{type(exc).__name__}: {exc}",
+                                 "hand_written": SKORCH_HAND_WRITTEN}
+    else:
+        results["skorch"] = "skorch not installed"
+    print(f"skorch: {results['skorch'] if isinstance(results['skorch'], str) else 'run'}")
+
+    markdown = render(results, machine, mode)
+    _common.finish(args, "overhead", machine, results, markdown)
+    return results
+
+
+def render(results, machine, mode):
+    cfg = results["config"]
+    lines = [f"Machine: {_common.machine_line(machine)}.", "",
+             (f"Mode `{mode}`: {cfg['n_images']} uint8 images {cfg['image_size']}x"
+             f"{cfg['image_size']}, 3 classes, UNet depth {cfg['depth']} width "
+             f"{cfg['width']}, batch {cfg['batch_size']}, Adam lr 1e-3, cross entropy, "
+             f"{cfg['epochs']} epochs per run, {cfg['repeats']} interleaved repeats "
+             f"(median); {results['macs_per_image'] / 1e9:.3f} GMAC per image forward."), ""]
+    header = ["variant", "sksegment img/s (end to end)", "hand loop img/s (end to end)",
+              "ratio", "sksegment img/s (epochs 2+)", "hand loop img/s (epochs 2+)", "ratio"]
+    has_peak = any("share_of_peak" in r.get("sksegment", {})
+                   for r in results["variants"].values())
+    if has_peak:
+        header += ["sksegment TFLOP/s", "share of peak"]
+    rows = []
+    for label, r in results["variants"].items():
+        row = [label, _common.fmt(r["sksegment"]["images_per_s"], 1),
+               _common.fmt(r["hand"]["images_per_s"], 1), _common.fmt(r["ratio"], 3),
+               _common.fmt(r["sksegment"]["steady_images_per_s"], 1),
+               _common.fmt(r["hand"]["steady_images_per_s"], 1),
+               _common.fmt(r["steady_ratio"], 3)]
+        if has_peak:
+            share = r["sksegment"].get("share_of_peak")
+            row += [_common.fmt(r["sksegment"].get("achieved_tflops"), 1),
+                    "n/a" if share is None else f"{100 * share:.1f} %"]
+        rows.append(row)
+    lines.append(_common.table(header, rows))
+    lines.append("")
+    if "gpu_variants" in results:
+        lines.append("bf16, channels_last and torch.compile variants: skipped (CPU device).")
+    if "hand_fp32_contiguous_images_per_s" in results:
+        lines.append("Hand loop in fp32 without channels_last: "
+                     f"{_common.fmt(results['hand_fp32_contiguous_images_per_s'], 1)} img/s.")
+    sk = results["skorch"]
+    if isinstance(sk, str):
+        lines.append(f"skorch: {sk}.")
+    elif "error" in sk:
+        lines.append(f"skorch: failed ({sk['error']}).")
+    else:
+        lines.append(f"skorch (fp32): {_common.fmt(sk['images_per_s'], 1)} img/s end to end.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
