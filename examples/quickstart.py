@@ -33,6 +33,6 @@ except ImportError:
     print("matplotlib is not installed (pip install 'sksegment[plot]'): no figure written")
     sys.exit(0)
 
-fig = plot_segmentation(X_test[:4], y_test[:4], y_pred[:4])
+fig = plot_segmentation(X_test[0], y_test[0], y_pred[0])
 fig.savefig("quickstart.png", dpi=80)
 print("wrote quickstart.png")

@@ -26,9 +26,8 @@ from .models import FCN, UNet
 __version__ = "0.1.0"
 
 __all__ = [
-    "CNNSegmenter",
-    "UNet",
     "FCN",
+    "CNNSegmenter",
     "ColorJitter",
     "ElasticDeformation",
     "GaussianBlur",
@@ -41,4 +40,5 @@ __all__ = [
     "RandomGamma",
     "RandomResizedCrop",
     "RandomRotate90",
+    "UNet",
 ]

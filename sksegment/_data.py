@@ -59,7 +59,7 @@ def _as_array(obj, name):
         )
     try:
         arr = np.asarray(obj)
-    except Exception as exc:  # ragged nested lists and the like
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
         raise TypeError(f"{name} could not be read as an array: {exc}") from None
     return arr
 

@@ -9,7 +9,6 @@ the loop and ``_inference`` predicts.
 import copy
 import numbers
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -506,7 +505,7 @@ class CNNSegmenter(BaseEstimator):
         if not self.early_stopping:
             return None, None
         n = len(images)
-        n_val = int(round(self.validation_fraction * n))
+        n_val = round(self.validation_fraction * n)
         if n_val < 1 or n_val >= n:
             raise ValueError(
                 f"early_stopping with validation_fraction={self.validation_fraction} leaves "

@@ -285,17 +285,18 @@ def _try_compile(model):
         warnings.warn("compile=True: torch.compile is not available; running eagerly.",
                       RuntimeWarning, stacklevel=3)
         return model
-    compiled = torch.compile(model)
+    current = torch.compile(model)
 
-    def forward(x, _state={"fn": compiled}):
+    def forward(x):
+        nonlocal current
         try:
-            return _state["fn"](x)
+            return current(x)
         except Exception as exc:  # compilers fail lazily, at the first call
-            if _state["fn"] is model:
+            if current is model:
                 raise
             warnings.warn(f"compile=True: torch.compile failed ({type(exc).__name__}: {exc}); "
                           "falling back to eager execution.", RuntimeWarning, stacklevel=2)
-            _state["fn"] = model
+            current = model
             return model(x)
 
     return forward

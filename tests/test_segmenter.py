@@ -79,7 +79,7 @@ def test_predict_outputs(shapes, fitted):
 
 
 def test_fitted_attributes(shapes, fitted):
-    X, y = shapes
+    _, y = shapes
     np.testing.assert_array_equal(fitted.classes_, np.unique(y[:16]))
     assert fitted.n_classes_ == len(fitted.classes_)
     assert fitted.n_channels_in_ == 1

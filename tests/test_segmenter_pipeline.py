@@ -139,7 +139,7 @@ def test_trained_on_patches_predicts_whole_large_images(patch_model):
 
 
 def test_tiled_agrees_with_whole_image(patch_model):
-    seg, X, y = patch_model
+    seg, X, _ = patch_model
     big = np.block([[X[0], X[1]], [X[2], X[3]]])[None]
     whole = seg.set_params(tiling=False).predict(big)
     tiled = seg.set_params(tiling=True, tile_size=48, tile_overlap=0.5).predict(big)

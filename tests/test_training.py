@@ -80,7 +80,7 @@ def test_early_stopping_bad_inputs(data):
 # --------------------------------------------------------------------------- #
 def test_schedules_shape():
     cos = [Schedule("cosine", 1.0, 10).lr(t) for t in range(10)]
-    assert cos[0] == pytest.approx(1.0) and all(a > b for a, b in zip(cos, cos[1:]))
+    assert cos[0] == pytest.approx(1.0) and all(np.diff(cos) < 0)
     one = [Schedule("onecycle", 1.0, 10).lr(t) for t in range(10)]
     peak = int(np.argmax(one))
     assert 0 < peak < 9 and one[0] < one[peak] and one[-1] < one[peak]
@@ -256,7 +256,8 @@ def test_checkpoint_resume_after_crash_matches_uninterrupted(tmp_path):
     ckpt = tmp_path / "ckpt"
     root = str(Path(__file__).resolve().parents[1])
     script = _CRASH_SCRIPT.format(root=root, crash_at=6, ckpt=str(ckpt))  # mid epoch 3
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 3, proc.stderr
     assert (ckpt / "checkpoint.pt").exists()
     assert not list(ckpt.glob("*.tmp-*"))  # no half-written file left behind
@@ -281,7 +282,8 @@ def test_foreground_oversampling_centres_patches_on_objects():
                          foreground_fraction=fraction, background=0)
         hits = [(y == 1).any() for _ in range(20) for y in s.batch(np.arange(10), rng)[1]]
         return np.mean(hits)
-    assert share(1.0) > 0.6 > 0.2 > share(0.0)
+    assert share(1.0) > 0.6
+    assert share(0.0) < 0.2
 
 
 # --------------------------------------------------------------------------- #
@@ -328,7 +330,7 @@ def test_cuda_fit_amp_and_cpu_reload(data, tmp_path):
     code = ("import joblib, torch, numpy as np; "
             f"s = joblib.load({str(tmp_path / 'seg.joblib')!r}); "
             "print(next(s.model_.parameters()).device)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"},
                          cwd=str(Path(__file__).resolve().parents[1]))
     assert "cpu" in out.stdout, out.stderr
