@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import (  # the benchmark folder's shared helpers
     finish,
+    load_average,
     machine_info,
     machine_line,
     make_parser,
@@ -51,19 +52,23 @@ def make_data(n, size, channels, seed=0):
     return images, masks
 
 
-def median_seconds(fn, repeats, warmup=1, sync=None):
-    for _ in range(warmup):
+def interleaved_medians(methods, repeats, sync=None):
+    """Median seconds of each callable in ``methods`` (a dict), timed in
+    rounds that run every method once, so that changes in the load of a
+    shared machine touch all of them alike. One untimed warm-up call each."""
+    for fn in methods.values():
         fn()
-    times = []
+    times = {name: [] for name in methods}
     for _ in range(repeats):
-        if sync:
-            sync()
-        start = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for name, fn in methods.items():
+            if sync:
+                sync()
+            start = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def sksegment_chain():
@@ -80,34 +85,46 @@ def sksegment_chain():
                        RandomBrightnessContrast(brightness=0.2, contrast=0.2, p=0.5)])
 
 
-def bench_torch(images, masks, device, repeats, threads=None):
+def torch_methods(images, masks, device):
+    """Batched sksegment chain: on device tensors (default threads and one
+    thread), and with the host uint8 -> device float conversion."""
     import torch
 
     from sksegment._data import to_tensor
 
+    chain = sksegment_chain()
+    x = to_tensor(images, device)
+    y = torch.from_numpy(masks).to(device)
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def chain_only():
+        chain(x, y, generator=g)
+
+    def convert_and_chain():
+        xb = to_tensor(images, device)
+        yb = torch.from_numpy(masks).to(device)
+        chain(xb, yb, generator=g)
+
+    return {"torch_chain": chain_only, "torch_convert_and_chain": convert_and_chain}
+
+
+def one_thread_seconds(images, masks, repeats):
+    """The chain on CPU with one torch thread (a per-core comparison with the
+    single-threaded libraries). Timed apart: switching the thread count
+    between calls would slow the multi-threaded calls next to it."""
+    import torch
+
     previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
-        chain = sksegment_chain()
-        x = to_tensor(images, device)
-        y = torch.from_numpy(masks).to(device)
-        g = torch.Generator(device=device).manual_seed(0)
-        sync = torch.cuda.synchronize if device.type == "cuda" else None
-        chain_s = median_seconds(lambda: chain(x, y, generator=g), repeats, sync=sync)
-
-        def convert_and_augment():
-            xb = to_tensor(images, device)
-            yb = torch.from_numpy(masks).to(device)
-            chain(xb, yb, generator=g)
-
-        full_s = median_seconds(convert_and_augment, repeats, sync=sync)
+        methods = torch_methods(images, masks, torch.device("cpu"))
+        return interleaved_medians({"torch_chain_1_thread": methods["torch_chain"]}, repeats)
     finally:
         torch.set_num_threads(previous)
-    return chain_s, full_s
 
 
-def bench_skimage(images, masks, repeats):
+def skimage_method(images, masks):
+    """The same chain image by image with scikit-image and NumPy."""
     from skimage.transform import AffineTransform, warp
 
     rng = np.random.default_rng(0)
@@ -142,10 +159,11 @@ def bench_skimage(images, masks, repeats):
         for image, mask in zip(images, masks):
             one(image, mask)
 
-    return median_seconds(run, repeats)
+    return run
 
 
-def bench_albumentations(images, masks, repeats):
+def albumentations_method(images, masks):
+    """The same chain image by image with albumentations (None if absent)."""
     try:
         import albumentations as A
     except ImportError:
@@ -161,7 +179,7 @@ def bench_albumentations(images, masks, repeats):
         for image, mask in zip(images, masks8):
             transform(image=image, mask=mask)
 
-    return median_seconds(run, repeats), A.__version__
+    return run, A.__version__
 
 
 def build_model(channels):
@@ -183,6 +201,8 @@ def build_model(channels):
 
 
 def bench_train_step(images, masks, device, repeats):
+    """Median seconds of the chain and of a training step on its output,
+    timed alternately, and the median share of the chain in their sum."""
     import torch
     import torch.nn.functional as F
 
@@ -195,18 +215,33 @@ def bench_train_step(images, masks, device, repeats):
     g = torch.Generator(device=device).manual_seed(0)
     x = to_tensor(images, device)
     y = torch.from_numpy(masks).to(device)
-    xa, ya = chain(x, y, generator=g)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
+    state = {}
+
+    def augment():
+        state["batch"] = chain(x, y, generator=g)
 
     def step():
+        xa, ya = state["batch"]
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(xa), ya, ignore_index=IGNORE)
         loss.backward()
         optimizer.step()
 
-    step_s = median_seconds(step, repeats, sync=sync)
-    aug_s = median_seconds(lambda: chain(x, y, generator=g), repeats, sync=sync)
-    return aug_s, step_s, model_name
+    augment()
+    step()  # warm-up
+    aug, steps = [], []
+    for _ in range(repeats):
+        for fn, store in ((augment, aug), (step, steps)):
+            if sync:
+                sync()
+            start = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            store.append(time.perf_counter() - start)
+    share = float(np.median([a / (a + s) for a, s in zip(aug, steps)]))
+    return float(np.median(aug)), float(np.median(steps)), share, model_name
 
 
 def main(argv=None):
@@ -224,34 +259,46 @@ def main(argv=None):
         wait_for_quiet(tries=0 if args.quick else 4)
     machine = machine_info(device)  # load average at the start
 
-    chain_s, full_s = bench_torch(images, masks, device, repeats)
-    chain1_s, _ = bench_torch(images, masks, device, repeats, threads=1)
-    skimage_s = bench_skimage(images, masks, repeats)
-    albu_s, albu_version = bench_albumentations(images, masks, repeats)
-    aug_s, step_s, model_name = bench_train_step(images, masks, device,
-                                                 1 if args.quick else 3)
+    methods = torch_methods(images, masks, device)
+    methods["skimage"] = skimage_method(images, masks)
+    albu, albu_version = albumentations_method(images, masks)
+    if albu is not None:
+        methods["albumentations"] = albu
+    sync = None
+    if device.type == "cuda":
+        import torch
 
-    def rate(seconds):
-        return None if seconds is None else batch / seconds
+        sync = torch.cuda.synchronize
+    seconds = interleaved_medians(methods, repeats, sync=sync)
+    if device.type == "cpu":
+        seconds.update(one_thread_seconds(images, masks, repeats))
+    aug_s, step_s, share, model_name = bench_train_step(images, masks, device,
+                                                        1 if args.quick else 3)
+
+    end_load = load_average()
+
+    def rate(name):
+        return batch / seconds[name] if name in seconds else None
 
     results = {
         "batch_size": batch, "size": size, "channels": args.channels, "device": str(device),
-        "torch_chain_pairs_per_s": rate(chain_s),
-        "torch_chain_1_thread_pairs_per_s": rate(chain1_s),
-        "torch_convert_and_chain_pairs_per_s": rate(full_s),
-        "skimage_pairs_per_s": rate(skimage_s),
-        "albumentations_pairs_per_s": rate(albu_s),
+        "seconds_per_batch": seconds,
+        "pairs_per_s": {name: rate(name) for name in seconds},
         "albumentations_version": albu_version,
-        "train_step_s": step_s, "augment_s": aug_s,
-        "augment_share_of_step": aug_s / (aug_s + step_s), "model": model_name,
+        "train_step_s": step_s, "augment_s": aug_s, "augment_share_of_step": share,
+        "model": model_name, "load_average_at_end": end_load,
     }
+
+    def cell(name):
+        return f"{rate(name):.0f}" if name in seconds else "n/a"
+
     rows = [
-        ["sksegment, batched torch chain", f"{rate(chain_s):.0f}"],
-        ["sksegment, batched, 1 torch thread", f"{rate(chain1_s):.0f}"],
-        ["sksegment, host uint8 -> tensor + chain", f"{rate(full_s):.0f}"],
-        ["scikit-image, per sample", f"{rate(skimage_s):.0f}"],
-        [f"albumentations {albu_version}, per sample" if albu_s else "albumentations",
-         f"{rate(albu_s):.0f}" if albu_s else "not installed"],
+        ["sksegment, batched torch chain", cell("torch_chain")],
+        ["sksegment, batched, 1 torch thread", cell("torch_chain_1_thread")],
+        ["sksegment, host uint8 -> tensor + chain", cell("torch_convert_and_chain")],
+        ["scikit-image, per sample", cell("skimage")],
+        [f"albumentations {albu_version}, per sample" if albu else "albumentations",
+         cell("albumentations") if albu else "not installed"],
     ]
     markdown = "\n".join([
         f"Machine: {machine_line(machine)}",
@@ -259,13 +306,15 @@ def main(argv=None):
         (f"Chain: flip (h, v), rot90, affine (+-15 deg, scale 0.9-1.1, shift 10%), "
          f"brightness/contrast, each p=0.5; batches of {batch} pairs of "
          f"{size}x{size}x{args.channels} uint8 images with int64 masks, on {device}; "
-         f"median of {repeats} batches."),
+         f"median of {repeats} rounds, each timing every implementation once."),
         "",
         table(["implementation", "pairs / s"], rows),
         "",
-        table(["training step (forward, backward, Adam)", "augmentation", "share of step"],
-              [[f"{step_s:.3f} s ({model_name})", f"{aug_s:.3f} s",
-                f"{100 * aug_s / (aug_s + step_s):.1f} %"]]),
+        table(["training step (forward, backward, Adam)", "augmentation",
+               "augmentation / (augmentation + step)"],
+              [[f"{step_s:.3f} s ({model_name})", f"{aug_s:.3f} s", f"{100 * share:.1f} %"]]),
+        "",
+        f"Load average at the end: {' / '.join(f'{v:.2f}' for v in end_load or [])}",
     ])
     finish(args, NAME, machine, results, markdown)
 
