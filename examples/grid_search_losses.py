@@ -27,7 +27,8 @@ def load_data(path):
     for candidate in candidates:
         if candidate and (Path(candidate) / "images").is_dir():
             X, y = load_membrane(candidate)
-            return "membrane", X[:24], y[:24], dict(patch_size=96)
+            # 12 slices; with 64x64 patches an epoch is 64 patches per slice
+            return "membrane", X[:12], y[:12], {"patch_size": 64}
     X, y = make_shapes(n_samples=96, image_size=48, random_state=0)
     return "make_shapes", X, y, {}
 
@@ -35,12 +36,14 @@ def load_data(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="membrane folder (images/, masks/)")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per fit (default: 1 on membrane, 8 on shapes)")
     args = parser.parse_args()
 
     name, X, y, extra = load_data(args.data)
+    epochs = args.epochs or (1 if name == "membrane" else 8)
     print(f"data: {name}, {X.shape[0]} images of {X.shape[1]}x{X.shape[2]}")
-    seg = CNNSegmenter(width=8, batch_size=8, max_epochs=args.epochs, learning_rate=3e-3,
+    seg = CNNSegmenter(width=8, batch_size=8, max_epochs=epochs, learning_rate=3e-3,
                        random_state=0, **extra)
     grid = GridSearchCV(
         seg,

@@ -52,15 +52,30 @@ class BatchSampler:
         self._is_array = isinstance(images, np.ndarray)
         self._foreground = {}
 
-    def n_batches(self, n_items=None):
-        n_items = self.n if n_items is None else n_items
-        return -(-n_items // self.batch_size)
+    def patches_per_image(self, i):
+        """Patches image ``i`` gives per epoch: enough to cover its area once
+        (one for whole-image training)."""
+        if self.patch_size is None:
+            return 1
+        H, W = self.masks[i].shape
+        return max(1, round(H * W / (self.patch_size[0] * self.patch_size[1])))
+
+    def epoch_items(self, indices=None):
+        """Image indices of one epoch, each repeated :meth:`patches_per_image` times."""
+        indices = np.arange(self.n) if indices is None else np.asarray(indices)
+        if self.patch_size is None:
+            return indices
+        return np.repeat(indices, [self.patches_per_image(i) for i in indices])
+
+    def n_batches(self, indices=None):
+        return -(-len(self.epoch_items(indices)) // self.batch_size)
 
     def epoch(self, rng, indices=None):
         """Yield the batches of one epoch over ``indices`` (default: all), in
-        an order drawn from ``rng`` (a NumPy RandomState)."""
-        indices = np.arange(self.n) if indices is None else np.asarray(indices)
-        order = indices[rng.permutation(len(indices))]
+        an order drawn from ``rng`` (a NumPy RandomState). With patches, an
+        epoch draws as many patches from each image as cover it once."""
+        items = self.epoch_items(indices)
+        order = items[rng.permutation(len(items))]
         for start in range(0, len(order), self.batch_size):
             yield self.batch(order[start:start + self.batch_size], rng)
 

@@ -127,7 +127,9 @@ class CNNSegmenter(BaseEstimator):
     max_epochs : int, default=50
         Passes over the training images.
     patch_size : int, (int, int) or None, default=None
-        Train on random crops of this size; None trains on whole images.
+        Train on random crops of this size; None trains on whole images. An
+        epoch then draws from each image as many patches as cover its area
+        once (``round(H * W / (h * w))``, at least one).
     augment : augmenter, list of augmenters, Pipeline of augmenters or None, default=None
         Data augmentation from :mod:`sksegment.augmentation`, applied per
         batch on the device during training only, after any augmenters

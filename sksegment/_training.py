@@ -351,7 +351,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
             t0 = time.perf_counter()
             snapshot = (_clone_state(model), copy.deepcopy(trainer.optimizer.state_dict()))
             model.train()
-            n_batches = sampler.n_batches(None if train_indices is None else len(train_indices))
+            n_batches = sampler.n_batches(train_indices)
             batches = sampler.epoch(rng, train_indices)
             if verbose:
                 from tqdm.auto import tqdm

@@ -366,14 +366,15 @@ def test_learns_shapes():
 def test_learns_membrane(membrane_dir):
     """On the EM membrane slices a short fit on patches beats the majority class.
 
-    Measured: mean IoU 0.66 against 0.41 for predicting "interior" everywhere.
+    One epoch over 6 slices is 384 patches of 64x64 (48 steps). Measured: mean
+    IoU 0.69 against 0.41 for predicting "interior" everywhere.
     """
     from sksegment.datasets import load_membrane
 
     X, y = load_membrane(membrane_dir)
-    seg = CNNSegmenter(depth=3, width=8, patch_size=64, batch_size=8, max_epochs=10,
+    seg = CNNSegmenter(depth=3, width=8, patch_size=64, batch_size=8, max_epochs=1,
                        learning_rate=3e-3, random_state=0)
-    seg.fit(X[:24], y[:24])
+    seg.fit(X[0:24:4], y[0:24:4])
     Xt, yt = X[24:26, :256, :256], y[24:26, :256, :256]
     majority = np.full_like(yt, 255)
     base = mean_iou(yt, majority, labels=seg.classes_)

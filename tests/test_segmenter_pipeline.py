@@ -122,11 +122,11 @@ def test_bad_augment(shapes):
 # --------------------------------------------------------------------------- #
 @pytest.fixture(scope="module")
 def patch_model():
-    """A model trained on 32x32 patches of 64x64 images (measured mean IoU
-    0.60 on the 8 held-out images, 0.64 with TTA)."""
+    """A model trained on 32x32 patches of 64x64 images (4 patches per image
+    and epoch; measured mean IoU 0.57 on the 8 held-out images, 0.59 with TTA)."""
     X, y = make_shapes(n_samples=40, image_size=64, random_state=3)
     seg = CNNSegmenter(depth=2, width=8, batch_size=8, learning_rate=5e-3, random_state=0,
-                       patch_size=32, max_epochs=25).fit(X[:32], y[:32])
+                       patch_size=32, max_epochs=7).fit(X[:32], y[:32])
     return seg, X[32:], y[32:]
 
 

@@ -340,3 +340,14 @@ def test_cuda_fit_amp_and_cpu_reload(data, tmp_path):
     before = torch.cuda.memory_reserved()
     CNNSegmenter(**TINY, max_epochs=1, device="cuda").fit(X, y)
     assert torch.cuda.memory_reserved() <= before + 64 * 2**20
+
+
+def test_an_epoch_of_patches_covers_each_image_once():
+    masks = np.zeros((3, 64, 48), dtype=np.uint8)
+    s = BatchSampler(masks[..., None], masks, batch_size=5, patch_size=16)
+    assert s.patches_per_image(0) == 12
+    batches = list(s.epoch(np.random.RandomState(0)))
+    assert sum(len(b[1]) for b in batches) == 36 and len(batches) == s.n_batches() == 8
+    assert all(b[1].shape[1:] == (16, 16) for b in batches)
+    whole = BatchSampler(masks[..., None], masks, batch_size=2)
+    assert whole.n_batches() == 2
