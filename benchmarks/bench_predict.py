@@ -17,7 +17,11 @@ Measures, on one small U-Net (``sksegment.models.UNet``, eval mode):
   as with ``ru_maxrss``).
 
 Times are the best of several runs, the runs of the compared variants
-interleaved so that they see the same machine load.
+interleaved so that they see the same machine load. On the CPU the figures
+(and the ratios) are CPU times of the process (``time.process_time``) with
+one torch thread by default: on a shared machine the wall time of the same
+work varies several-fold with what else runs, its CPU time hardly. Wall
+times are recorded too; on CUDA the wall time is the measure.
 
 Usage: ``python benchmarks/bench_predict.py [--quick] [--json PATH]
 [--device DEV] [--threads N] [--rss-size N] [--skip-rss]``.
@@ -25,7 +29,6 @@ Usage: ``python benchmarks/bench_predict.py [--quick] [--json PATH]
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -60,17 +63,21 @@ def images_of(n, h, w, seed=0):
 
 
 def best_times(variants, repeat, device):
-    """Best wall time of each callable over ``repeat`` interleaved rounds
-    (after one warm-up call each)."""
+    """Best time of each callable over ``repeat`` interleaved rounds (after
+    one warm-up call each): process CPU time on the CPU, wall time on CUDA.
+    Returns ``(times, wall_times)``."""
     for fn in variants.values():
         fn()
-    best = {name: float("inf") for name in variants}
+    cpu = {name: float("inf") for name in variants}
+    wall = dict(cpu)
     for _ in range(repeat):
         for name, fn in variants.items():
+            c0 = time.process_time()
             with _common.timer(device) as t:
                 fn()
-            best[name] = min(best[name], t.seconds)
-    return best
+            cpu[name] = min(cpu[name], time.process_time() - c0)
+            wall[name] = min(wall[name], t.seconds)
+    return (cpu if torch.device(device).type == "cpu" else wall), wall
 
 
 def _raw(model, batches):
@@ -92,11 +99,13 @@ def bench_whole(model, device, n, size, repeat):
                                              batch_size=batch_size, pad_multiple=factor,
                                              tiling=False))
 
-    t = best_times({"raw forward": _raw(model, batches), "iter_predictions proba": ours("proba"),
-                    "iter_predictions labels": ours("labels")}, repeat, device)
+    t, wall = best_times({"raw forward": _raw(model, batches),
+                          "iter_predictions proba": ours("proba"),
+                          "iter_predictions labels": ours("labels")}, repeat, device)
     mp = n * size * size / 1e6
     return {"images": [n, size, size], "batch_size": batch_size,
-            "seconds": t, "megapixels_per_s": {k: mp / v for k, v in t.items()},
+            "seconds": t, "wall_seconds": wall,
+            "megapixels_per_s": {k: mp / v for k, v in t.items()},
             "ratio_vs_raw": {k: t["raw forward"] / v for k, v in t.items()}}
 
 
@@ -118,9 +127,10 @@ def bench_tiling(model, device, size, tile, repeat, batch_sizes=(2, 8)):
                                                  tiling=tiling, tile_size=tile,
                                                  tile_overlap=0.25))
 
-        t = best_times({"whole": run(False), "tiled": run(True),
-                        "raw forward over the tiles": _raw(model, batches)}, repeat, device)
-        out["runs"].append({"batch_size": batch_size, "seconds": t,
+        t, wall = best_times({"whole": run(False), "tiled": run(True),
+                              "raw forward over the tiles": _raw(model, batches)},
+                             repeat, device)
+        out["runs"].append({"batch_size": batch_size, "seconds": t, "wall_seconds": wall,
                             "megapixels_per_s": {k: mp / v for k, v in t.items()}})
     return out
 
@@ -134,8 +144,9 @@ def bench_tta(model, device, n, h, w, repeat):
                                              batch_size=n, pad_multiple=factor, tiling=False,
                                              tta=tta))
 
-    t = best_times({"plain": run(False), "tta": run(True)}, repeat, device)
-    return {"images": [n, h, w], "views": 8 if h == w else 4, "seconds": t}
+    t, wall = best_times({"plain": run(False), "tta": run(True)}, repeat, device)
+    return {"images": [n, h, w], "views": 8 if h == w else 4, "seconds": t,
+            "wall_seconds": wall}
 
 
 # ---------------------------------------------------------------------- #
@@ -164,15 +175,17 @@ def _rss_child(size, device, threads):
     except OSError:
         method = "VmHWM, peak before as baseline"
         before = _status_bytes("VmHWM:")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = next(iter_predictions(model, image, **kw))  # tiling="auto" tiles it
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     growth = _status_bytes("VmHWM:") - before
     print(json.dumps({
         "image": [size, size], "method": method,
         "model": "UNet(depth={depth}, width={width}, n_classes=2)".format(**RSS_MODEL),
         "input_bytes": image.nbytes, "output_bytes": out.nbytes, "peak_growth_bytes": growth,
-        "seconds": seconds, "megapixels_per_s": size * size / 1e6 / seconds,
+        "wall_seconds": seconds, "cpu_seconds": cpu_seconds,
+        "megapixels_per_s": size * size / 1e6 / (cpu_seconds if device.type == "cpu"
+                                                  else seconds),
     }))
 
 
@@ -189,47 +202,56 @@ def bench_rss(size, device, threads):
 # ---------------------------------------------------------------------- #
 def markdown(machine, results):
     f = _common.fmt
+    clock = results["clock"]
     w = results["whole_image"]
     n, h, wd = w["images"]
     lines = [_common.machine_line(machine), "",
+             (f"Seconds are the best of {results['repeat']} interleaved runs, as {clock} time "
+              "(wall time in brackets)."), "",
              (f"Whole images: {n} x {h}x{wd} uint8, batch {w['batch_size']}, "
-             f"{results['model']}."), ""]
+              f"{results['model']}."), ""]
     lines.append(_common.table(
         ["variant", "seconds", "megapixels/s", "throughput vs raw forward"],
-        [[k, f(v), f(w["megapixels_per_s"][k], 2), f(w["ratio_vs_raw"][k], 2)]
-         for k, v in w["seconds"].items()]))
+        [[k, f"{f(v)} ({f(w['wall_seconds'][k])})", f(w["megapixels_per_s"][k], 2),
+          f(w["ratio_vs_raw"][k], 2)] for k, v in w["seconds"].items()]))
     t = results["tiling"]
     lines += ["", (f"Tiling one {t['image'][0]}x{t['image'][1]} image: {t['tiles']} tiles of "
-              f"{t['tile']}, overlap {t['overlap']} ({t['network_pixels_per_image_pixel']:.2f} "
-              "network pixels per image pixel), output labels."), ""]
+                   f"{t['tile']}, overlap {t['overlap']} "
+                   f"({t['network_pixels_per_image_pixel']:.2f} network pixels per image "
+                   "pixel), output labels."), ""]
     rows = []
     for r in t["runs"]:
-        s = r["seconds"]
-        rows.append([r["batch_size"], f(s["whole"], 2), f(s["tiled"], 2),
-                     f(s["raw forward over the tiles"], 2), f(s["tiled"] / s["whole"], 2),
-                     f(s["raw forward over the tiles"] / s["tiled"], 2)])
+        s, ws = r["seconds"], r["wall_seconds"]
+        raw = "raw forward over the tiles"
+        rows.append([r["batch_size"], f"{f(s['whole'], 2)} ({f(ws['whole'], 2)})",
+                     f"{f(s['tiled'], 2)} ({f(ws['tiled'], 2)})",
+                     f"{f(s[raw], 2)} ({f(ws[raw], 2)})", f(s["tiled"] / s["whole"], 2),
+                     f(s[raw] / s["tiled"], 2)])
     lines.append(_common.table(
         ["batch", "whole s", "tiled s", "raw forward over the tiles s", "tiled / whole",
          "network share of tiled"], rows))
     lines += ["", "Test-time augmentation (whole images, output labels):", ""]
-    lines.append(_common.table(
-        ["images", "views", "plain s", "TTA s", "TTA / plain"],
-        [["{} x {}x{}".format(*r["images"]), r["views"], f(r["seconds"]["plain"], 2),
-          f(r["seconds"]["tta"], 2), f(r["seconds"]["tta"] / r["seconds"]["plain"], 2)]
-         for r in results["tta"]]))
+    rows = []
+    for r in results["tta"]:
+        s, ws = r["seconds"], r["wall_seconds"]
+        rows.append(["{} x {}x{}".format(*r["images"]), r["views"],
+                     f"{f(s['plain'], 2)} ({f(ws['plain'], 2)})",
+                     f"{f(s['tta'], 2)} ({f(ws['tta'], 2)})", f(s["tta"] / s["plain"], 2)])
+    lines.append(_common.table(["images", "views", "plain s", "TTA s", "TTA / plain"], rows))
     rss = results.get("rss")
     if rss and "error" not in rss:
         mib = 2 ** 20
         lines += ["", (f"Peak RSS growth predicting one {rss['image'][0]}x{rss['image'][1]} "
-                  f"uint8 image, output labels, defaults (tiling 'auto': tiles of 256, "
-                  f"overlap 0.25, batch 8), {rss['model']}, {rss['method']}:"), ""]
+                       "uint8 image, output labels, defaults (tiling 'auto': tiles of 256, "
+                       f"overlap 0.25, batch 8), {rss['model']}, {rss['method']}:"), ""]
         lines.append(_common.table(
             ["input MiB", "output MiB", "peak growth MiB", "growth beyond the output MiB",
-             "seconds", "megapixels/s"],
+             f"{clock} s (wall s)", "megapixels/s"],
             [[f(rss["input_bytes"] / mib, 0), f(rss["output_bytes"] / mib, 0),
               f(rss["peak_growth_bytes"] / mib, 0),
               f((rss["peak_growth_bytes"] - rss["output_bytes"]) / mib, 0),
-              f(rss["seconds"], 1), f(rss["megapixels_per_s"], 2)]]))
+              (f"{f(rss['cpu_seconds'] if clock == 'CPU' else rss['wall_seconds'], 1)} "
+              f"({f(rss['wall_seconds'], 1)})"), f(rss["megapixels_per_s"], 2)]]))
     elif rss:
         lines += ["", "Peak RSS measurement failed: " + rss["error"].splitlines()[-1]]
     return "\n".join(lines)
@@ -237,8 +259,8 @@ def markdown(machine, results):
 
 def main(argv=None):
     parser = _common.make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
-                        help="torch CPU threads (default: min(2, cores))")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: see the module docstring)")
     parser.add_argument("--rss-size", type=int, default=None,
                         help="side of the image of the memory measurement "
                              "(default 8192; 2048 with --quick)")
@@ -259,7 +281,8 @@ def main(argv=None):
     machine = _common.machine_info(device)
     machine["load_average"] = load
     model = make_unet(MODEL["depth"], MODEL["width"], device)
-    results = {"model": "UNet(depth={depth}, width={width}, n_classes=2)".format(**MODEL)}
+    results = {"model": "UNet(depth={depth}, width={width}, n_classes=2)".format(**MODEL),
+               "clock": "CPU" if device.type == "cpu" else "wall", "repeat": cfg["repeat"]}
 
     print(f"whole-image throughput, {results['model']} ...", flush=True)
     results["whole_image"] = bench_whole(model, device, *cfg["whole"], cfg["repeat"])

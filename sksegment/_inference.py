@@ -289,10 +289,26 @@ def gaussian_importance_map(tile_h, tile_w, sigma_scale=1 / 8, *, min_weight=1e-
 # ---------------------------------------------------------------------- #
 # one forward pass (with padding and test-time augmentation)
 # ---------------------------------------------------------------------- #
+def _channels_last(x):
+    """``x`` laid out channels last, with the channel stride 1 even for one
+    channel (torch picks the convolution layout from the strides).
+
+    The batches of :func:`sksegment._data.to_tensor` are laid out so;
+    padded, flipped or rotated copies are brought back to it, so that every
+    input reaches the network in one layout (on the CPU the channels-last
+    convolutions are also the faster ones).
+    """
+    if x.stride(1) == 1 and x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    out = torch.empty(tuple(x.shape), dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    return out.copy_(x)
+
+
 def _logits(model, x, pad_multiple):
     """Float32 logits (N, K, H, W) of the images x (N, C, H, W): padded, then cropped."""
     xp, (h, w) = pad_to_multiple(x, pad_multiple)
-    logits = model(xp)
+    logits = model(_channels_last(xp))
     if (not isinstance(logits, torch.Tensor) or logits.ndim != 4
             or logits.shape[0] != xp.shape[0] or tuple(logits.shape[2:]) != tuple(xp.shape[2:])):
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -330,7 +346,7 @@ def _forward_proba(model, x, pad_multiple, tta):
         v = x.flip(-1) if flip else x
         if k:
             v = torch.rot90(v, k, dims=(-2, -1))
-        p = _proba(model, v.contiguous(), pad_multiple)
+        p = _proba(model, v, pad_multiple)
         if k:
             p = torch.rot90(p, -k, dims=(-2, -1))
         if flip:
@@ -367,11 +383,16 @@ def _argmax_classes(p):
     Same result as ``p.argmax(0)``, but one pass per class over contiguous
     memory: torch's reduction over a short leading axis is many times slower.
     """
-    best = p[0].clone()
-    idx = torch.zeros(p.shape[1:], dtype=torch.int64, device=p.device)
-    for k in range(1, p.shape[0]):
+    n_classes = p.shape[0]
+    if n_classes == 1:
+        return torch.zeros(p.shape[1:], dtype=torch.int64, device=p.device)
+    idx = (p[1] > p[0]).long()
+    if n_classes == 2:
+        return idx
+    best = torch.maximum(p[0], p[1])
+    for k in range(2, n_classes):
         higher = p[k] > best
-        idx.masked_fill_(higher, k)
+        idx = torch.where(higher, torch.tensor(k, device=p.device), idx)
         torch.maximum(best, p[k], out=best)
     return idx
 

@@ -97,10 +97,13 @@ class Recorder(nn.Module):
         self.net = net
         self.shapes = []
         self.inference_mode = []
+        self.channels_last = []
 
     def forward(self, x):
         self.shapes.append(tuple(x.shape))
         self.inference_mode.append(torch.is_inference_mode_enabled())
+        self.channels_last.append(x.stride(1) == 1
+                                  and x.is_contiguous(memory_format=torch.channels_last))
         return self.net(x)
 
 
@@ -516,6 +519,26 @@ def test_tta_makes_predictions_flip_equivariant(shape, rng):
     if shape[0] == shape[1]:
         rotated = predict(net, [np.rot90(img)], pad_multiple=8, tta=True)[0]
         np.testing.assert_allclose(rotated, np.rot90(tta), atol=1e-5)
+
+
+def test_every_network_input_has_one_layout(rng):
+    """Padded, flipped and rotated inputs reach the network laid out like the
+    converted batches (channels last), whatever the transform returns."""
+    rec = Recorder(pool_net())
+    predict(rec, [rng.integers(0, 256, (17, 17, 1), dtype=np.uint8)], pad_multiple=8, tta=True,
+            transform=lambda x: x.contiguous())
+    predict(rec, rng.integers(0, 256, (1, 40, 30, 1), dtype=np.uint8), pad_multiple=8,
+            tiling=True, tile_size=16)
+    assert len(rec.channels_last) > 8 and all(rec.channels_last)
+
+
+def test_argmax_takes_the_first_class_on_ties():
+    from sksegment._inference import _argmax_classes
+
+    g = torch.Generator().manual_seed(0)
+    for k in (1, 2, 3, 6):
+        p = torch.randint(0, 3, (k, 40, 50), generator=g).float()  # many ties
+        np.testing.assert_array_equal(_argmax_classes(p).numpy(), p.numpy().argmax(0))
 
 
 def test_tta_runs_the_views_per_batch(rng):
