@@ -167,7 +167,8 @@ class CNNSegmenter(BaseEstimator):
         Predict large images in overlapping tiles blended with a Gaussian
         window; "auto" tiles images above a size budget.
     tile_size : int, (int, int) or None, default=None
-        Tile size for tiled prediction (None: ``patch_size`` if set, else 256).
+        Tile size for tiled prediction (None: 256, or ``patch_size`` where
+        that is larger).
     tile_overlap : float, default=0.25
         Overlap of neighbouring tiles, in [0, 1).
     tta : bool, default=False
@@ -553,7 +554,11 @@ class CNNSegmenter(BaseEstimator):
         def transform(x):
             return chain(x, None, training=False)[0]
 
-        tile_size = self.tile_size if self.tile_size is not None else self.patch_size
+        tile_size = self.tile_size
+        if tile_size is None and self.patch_size is not None:
+            # a fully convolutional net predicts larger tiles than its patches
+            # well, and fewer tiles cost less
+            tile_size = tuple(max(p, 256) for p in np.broadcast_to(self.patch_size, 2).tolist())
         return iter_predictions(
             model, images, device=device, output=output, batch_size=self.batch_size,
             pad_multiple=self._pad_multiple(model), transform=transform if len(chain) else None,
