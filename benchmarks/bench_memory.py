@@ -9,8 +9,9 @@ that is refused the peak so far is the baseline instead), runs one epoch of
 ``fit`` with a small U-Net, and reads the peak (``VmHWM`` in
 ``/proc/self/status``). Growth = peak - baseline, set against the size of
 the images and against the float32 copy of them (4x) that a naive pipeline
-makes. A second kind of child makes exactly that copy
-(``torch.from_numpy(X).float().div_(255)``) and nothing else, for a
+makes. Two more kinds of child run one piece each, the same way: the label
+scan ``fit`` starts with (``sksegment._data.unique_labels(y)``), and the
+float32 copy itself (``torch.from_numpy(X).float().div_(255)``), for a
 measured reference.
 
 Two data sizes are measured: growth that stays flat from one to the other
@@ -23,9 +24,10 @@ import sys
 
 import _common
 
-SIZES = {"quick": (200, 800), "full": (500, 2000)}
+SIZES = {"quick": (100, 400), "full": (500, 2000)}
 IMAGE_SIZE = 256
-FIT = {"depth": 2, "width": 8, "batch_size": 32, "patch_size": 32, "max_epochs": 1}
+KINDS = ("fit", "label_scan", "float32")
+FIT = {"depth": 2, "width": 4, "batch_size": 8, "patch_size": 128, "max_epochs": 1}
 
 
 # --------------------------------------------------------------------------- #
@@ -67,6 +69,8 @@ def child(kind, n, size, device):
 
     import sksegment  # noqa: F401  (its import cost belongs to the baseline)
 
+    if device.startswith("cuda"):
+        torch.zeros(1, device=device)  # the CUDA context's host memory is baseline too
     X, y = _make_data(n, size)
     baseline_kib = _status_kib("VmRSS")
     reset = _reset_peak()
@@ -77,6 +81,10 @@ def child(kind, n, size, device):
             from sksegment import CNNSegmenter
 
             CNNSegmenter(device=device, random_state=0, **FIT).fit(X, y)
+        elif kind == "label_scan":
+            from sksegment._data import unique_labels
+
+            unique_labels(y)
         elif kind == "float32":
             Xf = torch.from_numpy(X).float().div_(255)
             assert Xf.dtype == torch.float32
@@ -104,7 +112,7 @@ def measure(kind, n, size, device):
 
 def main(argv=None):
     parser = _common.make_parser(__doc__.splitlines()[0])
-    parser.add_argument("--child", choices=("fit", "float32"), help=argparse_hidden())
+    parser.add_argument("--child", choices=KINDS, help=argparse_hidden())
     parser.add_argument("--n", type=int, default=None, help=argparse_hidden())
     parser.add_argument("--size", type=int, default=IMAGE_SIZE, help=argparse_hidden())
     args = parser.parse_args(argv)
@@ -125,7 +133,7 @@ def main(argv=None):
     print(f"# bench_memory ({mode}) on {machine['device_name']}")
     rows = []
     for n in SIZES[mode]:
-        for kind in ("fit", "float32"):
+        for kind in KINDS:
             r = measure(kind, n, IMAGE_SIZE, str(device))
             rows.append(r)
             print(f"  {kind:8s} n={n:5d}: data {r['data_bytes'] / 2**20:7.1f} MiB, baseline "
@@ -150,12 +158,14 @@ def render(results, machine, mode):
              (f"Mode `{mode}`: uint8 images {results['image_size']}x{results['image_size']} "
              f"and uint8 masks (2 classes); `fit` = one epoch of CNNSegmenter(depth="
              f"{f['depth']}, width={f['width']}, batch_size={f['batch_size']}, patch_size="
-             f"{f['patch_size']}); `float32 copy` = `torch.from_numpy(X).float().div_(255)` "
-             "alone. Growth = peak RSS (VmHWM) - RSS after import and data creation."), ""]
+             f"{f['patch_size']}); `label scan` = `sksegment._data.unique_labels(y)`, the "
+             "step of fit that finds the classes; `float32 copy` = "
+             "`torch.from_numpy(X).float().div_(255)` alone. Growth = peak RSS (VmHWM) - RSS after import and data creation."), ""]
     rows = []
     for r in results["runs"]:
         data = r["data_bytes"]
-        what = "CNNSegmenter.fit" if r["kind"] == "fit" else "float32 copy (reference)"
+        what = {"fit": "CNNSegmenter.fit", "label_scan": "label scan alone (part of fit)",
+                "float32": "float32 copy (reference)"}[r["kind"]]
         rows.append([what, r["n_images"], f"{data / mib:.0f}", f"{4 * data / mib:.0f}",
                      f"{r['baseline_bytes'] / mib:.0f}", f"{r['peak_bytes'] / mib:.0f}",
                      f"{r['growth_bytes'] / mib:.0f}", f"{r['growth_bytes'] / data:.2f}",

@@ -18,6 +18,12 @@ The hand-written loop does what a typical user writes:
   ``zero_grad``, forward (under ``torch.autocast`` for bf16), loss,
   ``backward``, ``step``, and one ``loss.item()`` for its running loss.
 
+It runs twice: as written above, which gives NCHW batches, and with the
+model and each batch in ``channels_last`` memory. sksegment's batches come
+channels last (``to_tensor`` permutes the NumPy ``(N, H, W, C)`` batch, so
+the channel stride is 1), and PyTorch then runs the whole network in NHWC,
+also on the CPU; the second loop compares like with like.
+
 Two figures are compared:
 
 - end to end: the wall time of ``fit(X, y)`` with ``max_epochs=E`` against E
@@ -32,6 +38,7 @@ Run ``python benchmarks/bench_overhead.py --help`` for the options.
 """
 
 import math
+import re
 import time
 
 import _common
@@ -44,6 +51,7 @@ from torch import nn
 PEAK_TFLOPS = {
     "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4},
     "H100 PCIe": {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0},
+    "H100 NVL": {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5},
     "H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4},  # SXM5
     "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
     "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0},
@@ -103,9 +111,9 @@ def peak_tflops(device_name, precision, override=None):
         return override
     kind = "bf16" if precision == "bf16" else (
         "tf32" if torch.backends.cudnn.allow_tf32 else "fp32")
+    tokens = {t.lower() for t in re.split(r"[^0-9A-Za-z]+", device_name) if t}
     for key, peaks in PEAK_TFLOPS.items():  # "H100 PCIe" is tried before "H100"
-        words = key.split()
-        if all(w.lower() in device_name.lower() for w in words):
+        if all(w.lower() in tokens for w in key.split()):
             return peaks[kind]
     return None
 
@@ -231,27 +239,37 @@ def skorch_available():
 # --------------------------------------------------------------------------- #
 # one comparison
 # --------------------------------------------------------------------------- #
-def compare(X, y, cfg, *, device, precision, compile, channels_last, random_state, log):
-    """Interleaved repeats of sksegment and the hand loop for one setting."""
+#: The hand loops compared with sksegment: the typical one (the batch as
+#: ``from_numpy(...).float() / 255`` gives NCHW memory), and the same loop
+#: with the model and each batch in channels_last memory, the layout
+#: sksegment's batches have (see the README).
+HANDS = {"hand": False, "hand_channels_last": True}
+
+
+def compare(X, y, cfg, *, device, precision, compile, random_state, log, hands=None):
+    """Interleaved repeats of sksegment and the hand loops for one setting."""
+    hands = HANDS if hands is None else hands
     epochs, repeats, n = cfg["epochs"], cfg["repeats"], len(X)
     common = {"device": device, "precision": precision, "compile": compile,
-                  "random_state": random_state}
+              "random_state": random_state}
+    warm = slice(0, 2 * cfg["batch_size"])
     # warm-up: kernels, allocator, oneDNN primitive caches, compilation caches
-    train_sksegment(X[:2 * cfg["batch_size"]], y[:2 * cfg["batch_size"]], cfg, epochs=1,
-                    **common)
-    train_by_hand(X[:2 * cfg["batch_size"]], y[:2 * cfg["batch_size"]], cfg, epochs=1,
-                  channels_last=channels_last, **common)
-    runs = {"sksegment": [], "hand": []}
+    train_sksegment(X[warm], y[warm], cfg, epochs=1, **common)
+    for channels_last in hands.values():
+        train_by_hand(X[warm], y[warm], cfg, epochs=1, channels_last=channels_last, **common)
+    names = ["sksegment", *hands]
+    runs = {name: [] for name in names}
     for r in range(repeats):
-        order = ("sksegment", "hand") if r % 2 == 0 else ("hand", "sksegment")
+        # rotate the order so that no side is always first or last
+        order = names[r % len(names):] + names[:r % len(names)]
         for who in order:
             if who == "sksegment":
                 total, per_epoch = train_sksegment(X, y, cfg, epochs=epochs, **common)
             else:
                 total, per_epoch = train_by_hand(X, y, cfg, epochs=epochs,
-                                                 channels_last=channels_last, **common)
+                                                 channels_last=hands[who], **common)
             runs[who].append({"seconds": total, "epoch_seconds": per_epoch})
-            log(f"  repeat {r + 1}/{repeats} {who:9s}: {total:7.2f} s "
+            log(f"  repeat {r + 1}/{repeats} {who:18s}: {total:7.2f} s "
                 f"({n * epochs / total:7.1f} images/s end to end; epochs "
                 + ", ".join(f"{s:.2f}" for s in per_epoch) + " s)")
     return summarize(runs, n, epochs)
@@ -266,12 +284,17 @@ def summarize(runs, n, epochs):
         out[who] = {"runs": rs,
                     "images_per_s": _common.median(e2e),
                     "steady_images_per_s": _common.median(steady)}
-    sk, hand = out["sksegment"], out["hand"]
-    pair_ratios = [h["seconds"] / s["seconds"]
-                   for s, h in zip(runs["sksegment"], runs["hand"])]
-    out["ratio"] = _ratio(sk["images_per_s"], hand["images_per_s"])
-    out["ratio_pairs_median"] = _common.median(pair_ratios)
-    out["steady_ratio"] = _ratio(sk["steady_images_per_s"], hand["steady_images_per_s"])
+    sk = out["sksegment"]
+    out["ratios"] = {}
+    for who in runs:
+        if who == "sksegment":
+            continue
+        pairs = [h["seconds"] / s["seconds"] for s, h in zip(runs["sksegment"], runs[who])]
+        out["ratios"][who] = {
+            "end_to_end": _ratio(sk["images_per_s"], out[who]["images_per_s"]),
+            "end_to_end_pairs_median": _common.median(pairs),
+            "steady": _ratio(sk["steady_images_per_s"], out[who]["steady_images_per_s"]),
+        }
     return out
 
 
@@ -310,7 +333,6 @@ def main(argv=None):
 
     X, y = make_shapes(n_samples=cfg["n_images"], image_size=cfg["image_size"], n_classes=3,
                        random_state=0)
-    assert X.dtype == np.uint8
     n_classes = int(y.max()) + 1
     macs = conv_macs_per_image(UNet(1, n_classes, cfg["depth"], cfg["width"]).to(device), 1,
                                cfg["image_size"], device)
@@ -322,25 +344,32 @@ def main(argv=None):
           f"{cfg['repeats']} interleaved repeats; {macs / 1e9:.3f} GMAC per image forward")
 
     if device.type == "cuda":
-        variants = [
-            ("fp32", {"precision": "fp32", "compile": False, "channels_last": True}),
-            ("bf16", {"precision": "bf16", "compile": False, "channels_last": True}),
-            ("bf16 + compile", {"precision": "bf16", "compile": True, "channels_last": True}),
-        ]
+        variants = [("fp32", {"precision": "fp32", "compile": False}),
+                    ("bf16", {"precision": "bf16", "compile": False}),
+                    ("bf16 + compile", {"precision": "bf16", "compile": True})]
     else:
-        variants = [("fp32", {"precision": "fp32", "compile": False, "channels_last": False})]
-        print("CPU: fp32 only; the bf16, channels_last and torch.compile variants run on "
-              "CUDA devices only (skipped).")
+        variants = [("fp32", {"precision": "fp32", "compile": False})]
+        print("CPU: fp32 only; the bf16 and torch.compile variants run on CUDA devices only "
+              "(skipped).")
+
+    if any(v["compile"] for _, v in variants):
+        # every fit builds a new network; let dynamo keep the compiled graphs
+        # of all of them instead of falling back to eager after 8
+        import torch._dynamo
+
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
 
     results = {"config": cfg, "n_classes": n_classes, "macs_per_image": macs,
                "train_flops_per_image": train_flops, "variants": {}}
+    if device.type != "cuda":
+        results["gpu_variants"] = "skipped: CPU device"
     for label, v in variants:
         print(f"variant {label}:")
         res = compare(X, y, cfg, device=device, random_state=0, log=print, **v)
         res["settings"] = v
         if device.type == "cuda":
             peak = peak_tflops(machine["device_name"], v["precision"], args.peak_tflops)
-            for who in ("sksegment", "hand"):
+            for who in ("sksegment", *HANDS):
                 ips = res[who]["steady_images_per_s"] or res[who]["images_per_s"]
                 achieved = ips * train_flops / 1e12
                 res[who]["achieved_tflops"] = achieved
@@ -348,17 +377,7 @@ def main(argv=None):
             res["peak_tflops"] = peak
         results["variants"][label] = res
 
-    if device.type == "cuda":
-        # what channels_last does for the hand loop (sksegment always uses it on CUDA)
-        print("hand loop without channels_last (fp32):")
-        res = compare(X, y, dict(cfg, repeats=max(1, cfg["repeats"] // 2)), device=device,
-                      precision="fp32", compile=False, channels_last=False, random_state=0,
-                      log=print)
-        results["hand_fp32_contiguous_images_per_s"] = res["hand"]["steady_images_per_s"]
-    else:
-        results["gpu_variants"] = "skipped: CPU device"
-
-    if skorch_available() and device.type in ("cpu", "cuda"):
+    if skorch_available():
         print("skorch (fp32):")
         try:
             skorch_runs = [train_skorch(X, y, cfg, epochs=cfg["epochs"], device=device,
@@ -383,35 +402,32 @@ def render(results, machine, mode):
     cfg = results["config"]
     lines = [f"Machine: {_common.machine_line(machine)}.", "",
              (f"Mode `{mode}`: {cfg['n_images']} uint8 images {cfg['image_size']}x"
-             f"{cfg['image_size']}, 3 classes, UNet depth {cfg['depth']} width "
-             f"{cfg['width']}, batch {cfg['batch_size']}, Adam lr 1e-3, cross entropy, "
-             f"{cfg['epochs']} epochs per run, {cfg['repeats']} interleaved repeats "
-             f"(median); {results['macs_per_image'] / 1e9:.3f} GMAC per image forward."), ""]
-    header = ["variant", "sksegment img/s (end to end)", "hand loop img/s (end to end)",
-              "ratio", "sksegment img/s (epochs 2+)", "hand loop img/s (epochs 2+)", "ratio"]
-    has_peak = any("share_of_peak" in r.get("sksegment", {})
-                   for r in results["variants"].values())
-    if has_peak:
-        header += ["sksegment TFLOP/s", "share of peak"]
-    rows = []
-    for label, r in results["variants"].items():
-        row = [label, _common.fmt(r["sksegment"]["images_per_s"], 1),
-               _common.fmt(r["hand"]["images_per_s"], 1), _common.fmt(r["ratio"], 3),
-               _common.fmt(r["sksegment"]["steady_images_per_s"], 1),
-               _common.fmt(r["hand"]["steady_images_per_s"], 1),
-               _common.fmt(r["steady_ratio"], 3)]
-        if has_peak:
-            share = r["sksegment"].get("share_of_peak")
-            row += [_common.fmt(r["sksegment"].get("achieved_tflops"), 1),
-                    "n/a" if share is None else f"{100 * share:.1f} %"]
-        rows.append(row)
-    lines.append(_common.table(header, rows))
-    lines.append("")
+              f"{cfg['image_size']}, 3 classes, UNet depth {cfg['depth']} width "
+              f"{cfg['width']}, batch {cfg['batch_size']}, Adam lr 1e-3, cross entropy, "
+              f"{cfg['epochs']} epochs per run, {cfg['repeats']} interleaved repeats "
+              f"(median); {results['macs_per_image'] / 1e9:.3f} GMAC per image forward. "
+              "Images per second; ratio = sksegment / hand loop."), ""]
+    has_peak = any("share_of_peak" in r["sksegment"] for r in results["variants"].values())
+    for key, title in (("images_per_s", "end to end"), ("steady_images_per_s", "epochs 2+")):
+        ratio_key = "end_to_end" if key == "images_per_s" else "steady"
+        header = [f"variant ({title})", "sksegment", "hand loop", "ratio",
+                  "hand loop, channels_last", "ratio"]
+        if has_peak and key == "steady_images_per_s":
+            header += ["sksegment TFLOP/s", "share of peak"]
+        rows = []
+        for label, r in results["variants"].items():
+            row = [label, _common.fmt(r["sksegment"][key], 1)]
+            for who in HANDS:
+                row += [_common.fmt(r[who][key], 1),
+                        _common.fmt(r["ratios"][who][ratio_key], 3)]
+            if has_peak and key == "steady_images_per_s":
+                share = r["sksegment"].get("share_of_peak")
+                row += [_common.fmt(r["sksegment"].get("achieved_tflops"), 1),
+                        "n/a" if share is None else f"{100 * share:.1f} %"]
+            rows.append(row)
+        lines += [_common.table(header, rows), ""]
     if "gpu_variants" in results:
-        lines.append("bf16, channels_last and torch.compile variants: skipped (CPU device).")
-    if "hand_fp32_contiguous_images_per_s" in results:
-        lines.append("Hand loop in fp32 without channels_last: "
-                     f"{_common.fmt(results['hand_fp32_contiguous_images_per_s'], 1)} img/s.")
+        lines.append("bf16 and torch.compile variants: skipped (CPU device).")
     sk = results["skorch"]
     if isinstance(sk, str):
         lines.append(f"skorch: {sk}.")
