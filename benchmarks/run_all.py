@@ -12,7 +12,7 @@ nothing outside the markers is touched. ``machine:mode`` markers receive the
 machine description and the list of runs.
 
 Usage: ``python benchmarks/run_all.py [--quick] [--out DIR] [--device DEV]
-[--only NAME ...] [--no-readme]``.
+[--only NAME ...] [--no-readme] [--wait-quiet MINUTES]``.
 """
 
 import json
@@ -54,6 +54,8 @@ def run_one(name, script, out_dir, quick, device, timeout):
         base.append("--quick")
     attempts = [base + ["--device", device], base] if device != "auto" else [base]
     start = time.perf_counter()
+    load = _common.load_average()
+    status["load_start"] = None if load is None else load[0]
     for cmd in attempts:
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
         rc, output = _stream(cmd, out_dir / f"{name}.log", timeout)
@@ -62,6 +64,8 @@ def run_one(name, script, out_dir, quick, device, timeout):
             continue
         break
     status["seconds"] = round(time.perf_counter() - start, 1)
+    load = _common.load_average()
+    status["load_end"] = None if load is None else load[0]
     status["returncode"] = rc
     payload = None
     if json_path.exists():
@@ -130,9 +134,12 @@ def replace_block(text, key, content):
 def update_readme(readme, mode, machine, statuses, payloads):
     text = readme.read_text()
     lines = [f"Machine: {_common.machine_line(machine)}.", "",
-             _common.table(["benchmark", "status", "seconds"],
+             _common.table(["benchmark", "status", "seconds", "load average (1 min) at start",
+                            "at end"],
                            [[s["name"], s["status"] + (f" ({s['reason']})" if s.get("reason")
-                                                         else ""), s.get("seconds", "")]
+                                                         else ""), s.get("seconds", ""),
+                             _common.fmt(s.get("load_start"), 2),
+                             _common.fmt(s.get("load_end"), 2)]
                             for s in statuses])]
     text, found = replace_block(text, f"machine:{mode}", "\n".join(lines))
     updated = ["machine"] if found else []
@@ -161,8 +168,13 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per benchmark before it is killed "
                              "(default 600 quick, 1800 full)")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
+                        help="first wait up to MINUTES for the 1-minute load average to "
+                             "fall below 1.5 (default 0: start at once)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
+    if args.wait_quiet > 0:
+        _common.wait_for_quiet(tries=max(1, int(args.wait_quiet * 2)), pause=30.0)
     timeout = args.timeout or (600.0 if args.quick else 1800.0)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
