@@ -351,3 +351,21 @@ def test_an_epoch_of_patches_covers_each_image_once():
     assert all(b[1].shape[1:] == (16, 16) for b in batches)
     whole = BatchSampler(masks[..., None], masks, batch_size=2)
     assert whole.n_batches() == 2
+
+
+def test_compile_failure_falls_back_to_eager(data, monkeypatch):
+    """Where torch.compile fails (at its first call, as compilers do), fit
+    warns and trains eagerly, to the same result as compile=False."""
+    X, y = data
+
+    def broken_compile(model, *args, **kwargs):
+        def compiled(x):
+            raise RuntimeError("no C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        compiled = CNNSegmenter(**TINY, max_epochs=2, compile=True).fit(X[:8], y[:8])
+    eager = CNNSegmenter(**TINY, max_epochs=2).fit(X[:8], y[:8])
+    assert compiled.loss_curve_ == eager.loss_curve_
+    np.testing.assert_array_equal(compiled.predict(X[8:10]), eager.predict(X[8:10]))
