@@ -358,38 +358,10 @@ class CNNSegmenter(BaseEstimator):
         ignore = check_ignore_index(self.ignore_index)
         continuing = (self.warm_start or incremental) and hasattr(self, "model_")
 
-        labels = unique_labels(masks)
-        if ignore is not None:
-            labels = labels[labels != ignore]
         if continuing:
-            unseen = np.setdiff1d(labels, self.classes_)
-            if unseen.size:
-                raise ValueError(f"y has labels {unseen.tolist()} that were not seen when the model "
-                                 f"was first fitted (classes_ = {self.classes_.tolist()}).")
-            if n_channels(images) != self.n_channels_in_:
-                raise ValueError(f"X has {n_channels(images)} channels but the model was fitted "
-                                 f"on {self.n_channels_in_}.")
+            self._check_continuation(images, masks, ignore)
         else:
-            if incremental and getattr(self, "_partial_classes", None) is not None:
-                classes = self._partial_classes.astype(labels.dtype)
-                if ignore is not None and ignore in classes:
-                    raise ValueError(f"ignore_index={ignore} is also one of classes "
-                                     f"{classes.tolist()}; unlabelled pixels cannot be a class.")
-                if np.setdiff1d(labels, classes).size:
-                    raise ValueError("y has labels that are not in classes: "
-                                     f"{np.setdiff1d(labels, classes).tolist()}.")
-                labels = classes
-            if labels.size < 2:
-                raise ValueError(
-                    f"y has a single class ({labels.tolist()}); segmentation needs at least two "
-                    "label values (for example background and object)."
-                )
-            if ignore is not None and isinstance(self.class_weight, dict) and ignore in self.class_weight:
-                raise ValueError(f"class_weight has the ignore_index label {ignore}.")
-            self.classes_ = labels
-            self.n_classes_ = len(labels)
-            self.n_channels_in_ = n_channels(images)
-            self.input_dtype_ = (images[0] if isinstance(images, list) else images).dtype
+            self._set_classes(images, masks, ignore, incremental)
         codec = LabelCodec(self.classes_, ignore)
 
         device = _training.resolve_device(self.device)
@@ -408,16 +380,7 @@ class CNNSegmenter(BaseEstimator):
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
 
-            weights = None
-            if self.class_weight is not None:
-                counts = _training.count_pixels(masks, codec, self.n_classes_)
-                weights = torch.as_tensor(
-                    compute_class_weight(self.class_weight, self.classes_, counts),
-                    dtype=torch.float32, device=device)
-            loss_fn = get_loss(self.loss, n_classes=self.n_classes_, loss_params=self.loss_params,
-                               class_weight=weights, ignore_index=IGNORE)
-            if isinstance(loss_fn, torch.nn.Module):
-                loss_fn = loss_fn.to(device)
+            loss_fn = self._make_loss(masks, codec, device)
 
             # the segmenter's own augmenters (a standardiser among them is
             # fitted here, after the deterministic ops attached to X)
@@ -474,6 +437,55 @@ class CNNSegmenter(BaseEstimator):
         self.interrupted_ = interrupted
         _training.release_cuda_memory(device)
         return self
+
+    def _labels(self, masks, ignore):
+        labels = unique_labels(masks)
+        return labels if ignore is None else labels[labels != ignore]
+
+    def _check_continuation(self, images, masks, ignore):
+        """warm_start / partial_fit: new data must fit the fitted model."""
+        unseen = np.setdiff1d(self._labels(masks, ignore), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y has labels {unseen.tolist()} that were not seen when the model "
+                             f"was first fitted (classes_ = {self.classes_.tolist()}).")
+        if n_channels(images) != self.n_channels_in_:
+            raise ValueError(f"X has {n_channels(images)} channels but the model was fitted "
+                             f"on {self.n_channels_in_}.")
+
+    def _set_classes(self, images, masks, ignore, incremental):
+        """Set classes_, n_classes_, n_channels_in_ and input_dtype_."""
+        labels = self._labels(masks, ignore)
+        if incremental and getattr(self, "_partial_classes", None) is not None:
+            classes = self._partial_classes.astype(labels.dtype)
+            if ignore is not None and ignore in classes:
+                raise ValueError(f"ignore_index={ignore} is also one of classes "
+                                 f"{classes.tolist()}; unlabelled pixels cannot be a class.")
+            if np.setdiff1d(labels, classes).size:
+                raise ValueError("y has labels that are not in classes: "
+                                 f"{np.setdiff1d(labels, classes).tolist()}.")
+            labels = classes
+        if labels.size < 2:
+            raise ValueError(
+                f"y has a single class ({labels.tolist()}); segmentation needs at least two "
+                "label values (for example background and object)."
+            )
+        if ignore is not None and isinstance(self.class_weight, dict) and ignore in self.class_weight:
+            raise ValueError(f"class_weight has the ignore_index label {ignore}.")
+        self.classes_ = labels
+        self.n_classes_ = len(labels)
+        self.n_channels_in_ = n_channels(images)
+        self.input_dtype_ = (images[0] if isinstance(images, list) else images).dtype
+
+    def _make_loss(self, masks, codec, device):
+        weights = None
+        if self.class_weight is not None:
+            counts = _training.count_pixels(masks, codec, self.n_classes_)
+            weights = torch.as_tensor(
+                compute_class_weight(self.class_weight, self.classes_, counts),
+                dtype=torch.float32, device=device)
+        loss_fn = get_loss(self.loss, n_classes=self.n_classes_, loss_params=self.loss_params,
+                           class_weight=weights, ignore_index=IGNORE)
+        return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
 
     def _store_log(self, log):
         self.history_ = list(log.history)
