@@ -191,12 +191,14 @@ def unique_labels(masks):
     arrs = masks if isinstance(masks, list) else [masks]
     found = []
     for a in arrs:
+        flat = a.reshape(-1)
+        chunk = 1 << 22  # bincount and unique make temporaries of a chunk only
         if a.dtype == bool or a.dtype == np.uint8:
-            counts = np.bincount(a.reshape(-1).view(np.uint8), minlength=256)
+            counts = np.zeros(256, dtype=np.int64)
+            for s in range(0, flat.size, chunk):
+                counts += np.bincount(flat[s:s + chunk].view(np.uint8), minlength=256)
             found.append(np.flatnonzero(counts).astype(a.dtype))
         else:
-            chunk = 1 << 22
-            flat = a.reshape(-1)
             found.extend(np.unique(flat[s:s + chunk]) for s in range(0, flat.size, chunk))
     values = np.unique(np.concatenate(found))
     dtype = arrs[0].dtype
