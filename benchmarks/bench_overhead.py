@@ -62,7 +62,7 @@ CONFIGS = {
     # device type -> mode -> settings
     "cpu": {
         "quick": {"n_images": 48, "image_size": 64, "batch_size": 16, "depth": 3, "width": 16,
-                      "epochs": 3, "repeats": 3},
+                      "epochs": 3, "repeats": 5},
         "full": {"n_images": 96, "image_size": 64, "batch_size": 16, "depth": 3, "width": 16,
                      "epochs": 3, "repeats": 5},
     },
@@ -308,7 +308,7 @@ def _ratio(a, b):
 def main(argv=None):
     parser = _common.make_parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=None,
-                        help="interleaved repeats of each side (default: 3 quick, 5 full)")
+                        help="interleaved repeats of each side (default: 5)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per training run (default: from the configuration)")
     parser.add_argument("--peak-tflops", type=float, default=None,

@@ -255,6 +255,10 @@ def main(argv=None):
     return results
 
 
+def _epochs(n):
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def render(results, machine, mode):
     sk = results["sksegment"]
     s = sk["settings"]
@@ -263,16 +267,16 @@ def render(results, machine, mode):
              f"CNNSegmenter: UNet depth {s['depth']} width {s['width']}, patches "
              f"{s['patch_size']}, batch {s['batch_size']}, loss `{s['loss']}`, lr "
              f"{s['learning_rate']} ({s['lr_schedule']}), augment {s['augment']}, "
-             f"{sk['epochs']} epochs chosen for a {results['budget_seconds']:.0f} s budget "
+             f"{_epochs(sk['epochs'])} chosen for a {results['budget_seconds']:.0f} s budget "
              f"(calibration fit {sk['calibration_seconds']:.1f} s, not counted)"
-             + (f"; stopped at the 1.5x cap after {sk['epochs_run']} epochs."
+             + (f"; stopped at the 1.5x cap after {_epochs(sk['epochs_run'])}."
                 if sk.get("interrupted") else "."))]
-    rows = [[f"sksegment CNNSegmenter ({sk['epochs_run']} epochs)", _common.fmt(sk["mean_iou"], 4),
+    rows = [[f"sksegment CNNSegmenter ({_epochs(sk['epochs_run'])})", _common.fmt(sk["mean_iou"], 4),
              _common.fmt(sk["dice_membrane"], 4), _common.fmt(sk["pixel_accuracy"], 4),
              _common.fmt(sk["fit_seconds"], 1), _common.fmt(sk["predict_seconds_per_image"], 2)]]
     same = results.get("sksegment_forest_time")
     if same is not None:
-        rows.append([f"sksegment CNNSegmenter, forest's fit time ({same['epochs_run']} epochs)",
+        rows.append([f"sksegment CNNSegmenter, forest's fit time ({_epochs(same['epochs_run'])})",
                      _common.fmt(same["mean_iou"], 4), _common.fmt(same["dice_membrane"], 4),
                      _common.fmt(same["pixel_accuracy"], 4), _common.fmt(same["fit_seconds"], 1),
                      _common.fmt(same["predict_seconds_per_image"], 2)])
