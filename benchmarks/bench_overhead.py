@@ -2,10 +2,10 @@
 
 Both sides train the same U-Net (same depth, width and initial weights),
 with Adam at the same learning rate, cross entropy, the same batch size,
-device and precision, on the same uint8 images, whole images per step. They
-run interleaved in one process (sksegment, hand, hand, sksegment, ...) so
-that load from other programs hits both alike; each side gets one untimed
-warm-up run first.
+device and precision, on the same uint8 images, whole images per step. The
+runs are interleaved in one process (in rotating order) so that load from
+other programs hits every side alike; each side gets one untimed warm-up
+run first.
 
 The hand-written loop does what a typical user writes:
 

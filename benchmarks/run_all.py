@@ -127,8 +127,9 @@ def replace_block(text, key, content):
                          + re.escape(key) + r" -->)", re.DOTALL)
     if not pattern.search(text):
         return text, False
-    return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(3), text,
-                       count=1), True
+    # blank lines around the content keep tables apart from the markers
+    body = "\n" + content.strip("\n") + "\n\n"
+    return pattern.sub(lambda m: m.group(1) + body + m.group(3), text, count=1), True
 
 
 def update_readme(readme, mode, machine, statuses, payloads):
