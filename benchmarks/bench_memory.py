@@ -126,8 +126,8 @@ def main(argv=None):
     try:
         open("/proc/self/status").close()
     except OSError:
-        reason = "needs /proc/self/status (Linux); skipped"
-        print(reason)
+        reason = "needs /proc/self/status (Linux)"
+        print(f"skipped: {reason}")
         _common.finish(args, "memory", machine, {}, f"Skipped: {reason}.", skipped=reason)
         return None
     print(f"# bench_memory ({mode}) on {machine['device_name']}")

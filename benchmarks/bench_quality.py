@@ -229,8 +229,8 @@ def main(argv=None):
     path = find_data(args.data)
     if path is None:
         reason = ("membrane data not found (looked at --data, $SKSEGMENT_MEMBRANE and "
-                  "../shared/data/membrane); skipped")
-        print(reason)
+                  "../shared/data/membrane)")
+        print(f"skipped: {reason}")
         _common.finish(args, "quality", machine, {}, f"Skipped: {reason}.", skipped=reason)
         return None
 
