@@ -206,7 +206,7 @@ class Trainer:
         self.schedule = Schedule(lr_schedule, learning_rate, max_epochs, warmup_epochs,
                                  plateau_patience)
         self.autocast_dtype, use_scaler = resolve_precision(precision, device)
-        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.scaler = _grad_scaler() if use_scaler else None
         self.max_grad_norm = max_grad_norm
         self.forward = model
         if compile:
@@ -269,6 +269,13 @@ class Trainer:
         if self.scaler is not None and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.nonfinite_events = state.get("nonfinite_events", 0)
+
+
+def _grad_scaler():
+    # torch.amp.GradScaler("cuda") from torch 2.3; torch.cuda.amp.GradScaler before
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
 
 
 def _grad_norm(parameters):
