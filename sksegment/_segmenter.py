@@ -465,9 +465,12 @@ class CNNSegmenter(BaseEstimator):
                                  f"{np.setdiff1d(labels, classes).tolist()}.")
             labels = classes
         if labels.size < 2:
+            besides = "" if ignore is None else f" besides ignore_index={ignore}"
+            found = ("no labelled pixel" if labels.size == 0
+                     else f"a single class ({labels.tolist()})")
             raise ValueError(
-                f"y has a single class ({labels.tolist()}); segmentation needs at least two "
-                "label values (for example background and object)."
+                f"y has {found}{besides}; segmentation needs at least two label values "
+                "(for example background and object)."
             )
         if ignore is not None and isinstance(self.class_weight, dict) and ignore in self.class_weight:
             raise ValueError(f"class_weight has the ignore_index label {ignore}.")

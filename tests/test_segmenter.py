@@ -322,6 +322,8 @@ def test_bad_data():
         seg.fit(X, y + 0.5)
     with pytest.raises(ValueError, match="single class"):
         seg.fit(X, np.zeros_like(y))
+    with pytest.raises(ValueError, match=r"no labelled pixel besides ignore_index=7"):
+        clone(seg).set_params(ignore_index=7).fit(X, np.full_like(y, 7))
     for bad in (X[0, 0], X[0], X[None, ..., None], X[:0]):
         with pytest.raises(ValueError, match="X"):
             seg.fit(bad, y)
