@@ -558,7 +558,7 @@ class CNNSegmenter(BaseEstimator):
             )
         return images, _join_chains(chain, self._augment_chain)
 
-    def _predict_images(self, images, chain, output):
+    def _predict_images(self, images, chain, output, verbose=None):
         """Predictions for checked images: an iterator of one array per image
         (class indices for ``output="labels"``)."""
         model = self.model_
@@ -578,7 +578,7 @@ class CNNSegmenter(BaseEstimator):
             model, images, device=device, output=output, batch_size=self.batch_size,
             pad_multiple=self._pad_multiple(model), transform=transform if len(chain) else None,
             tiling=self.tiling, tile_size=tile_size, tile_overlap=self.tile_overlap,
-            tta=self.tta, verbose=self.verbose)
+            tta=self.tta, verbose=self.verbose if verbose is None else verbose)
 
     def predict(self, X):
         """Label images for ``X``.
@@ -697,7 +697,9 @@ class _ValidationView:
         self.ignore_index = seg.ignore_index
 
     def predict(self, X):
-        return _collect(self._seg._predict_images(self._images, self._chain, "labels"),
+        # silent: the epoch's own progress line reports the score
+        return _collect(self._seg._predict_images(self._images, self._chain, "labels",
+                                                  verbose=0),
                         self._images, self.classes_)
 
 

@@ -227,6 +227,16 @@ def test_verbose_prints_one_line_per_epoch(shapes, capsys):
     assert len(lines) == 2
 
 
+def test_verbose_validation_draws_no_prediction_bars(shapes, capsys):
+    X, y = shapes
+    seg = CNNSegmenter(**{**TINY, "verbose": 1}).fit(X[:4], y[:4], X_val=X[4:6], y_val=y[4:6])
+    out = capsys.readouterr()
+    assert "validation score" in out.err + out.out
+    assert "predict" not in out.err + out.out
+    seg.predict(X[6:8])
+    assert "predict" in capsys.readouterr().err  # a bar where the user asks for predictions
+
+
 # --------------------------------------------------------------------------- #
 # model selection, pipelines, persistence
 # --------------------------------------------------------------------------- #
