@@ -13,6 +13,7 @@ the preprocessing that must come before it and the labels that come after:
 
 import copy
 import json
+import logging
 import warnings
 
 import numpy as np
@@ -47,12 +48,22 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
         else:
             try:
                 import onnx  # noqa: F401
-            except ImportError:
-                raise ImportError("format='onnx' needs the onnx package: pip install onnx") from None
-            torch.onnx.export(net, (example,), path, input_names=["image"],
-                              output_names=["logits"],
-                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                            "logits": {0: "batch", 2: "height", 3: "width"}})
+                import onnxscript  # noqa: F401  (torch.onnx.export's exporter)
+            except ImportError as exc:
+                raise ImportError(f"format='onnx' needs the onnx and onnxscript packages ({exc}): "
+                                  "pip install 'sksegment[onnx]'") from None
+            # the exporter logs a warning per torchvision operator it cannot
+            # register when torchvision is absent; none of them is used here
+            onnx_log = logging.getLogger("torch.onnx")
+            level = onnx_log.level
+            onnx_log.setLevel(logging.ERROR)
+            try:
+                torch.onnx.export(net, (example,), path, input_names=["image"],
+                                  output_names=["logits"], verbose=False,
+                                  dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                                "logits": {0: "batch", 2: "height", 3: "width"}})
+            finally:
+                onnx_log.setLevel(level)
     meta = dict(metadata, format=format, pad_multiple=m, n_channels=n_channels)
     with open(path + ".json", "w") as fh:
         json.dump(meta, fh, indent=2, default=_jsonable)

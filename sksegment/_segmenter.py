@@ -641,8 +641,10 @@ class CNNSegmenter(BaseEstimator):
         format : {"torch.export", "torchscript", "onnx"}, default="torch.export"
             ``torch.export`` writes an ExportedProgram with dynamic batch and
             image size (load it with ``torch.export.load(path).module()``);
-            ``torchscript`` a traced module (``torch.jit.load``); ``onnx``
-            needs the onnx package.
+            ``torchscript`` a traced module (``torch.jit.load``); ``onnx`` an
+            ONNX graph with dynamic batch and image size, input ``"image"``,
+            output ``"logits"`` (needs the onnx and onnxscript packages:
+            ``pip install "sksegment[onnx]"``).
 
         Returns
         -------

@@ -317,6 +317,26 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
         seg.export(tmp_path / "x", format="pickle")
 
 
+def test_onnx_export_runs_without_torch(data, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")  # torch.onnx.export's exporter needs it
+    from onnx.reference import ReferenceEvaluator
+
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=1).fit(X[:8], y[:8])
+    path = seg.export(tmp_path / "net.onnx", format="onnx")
+    model = onnx.load(path)
+    onnx.checker.check_model(model)
+    # another batch size and an image size that is not the export example's
+    x = (X[8:11, :20, :28, None].astype(np.float32) / 255).transpose(0, 3, 1, 2)
+    logits = ReferenceEvaluator(model).run(None, {"image": x})[0]
+    assert logits.shape == (3, 3, 20, 28)
+    proba = np.exp(logits - logits.max(1, keepdims=True))
+    proba /= proba.sum(1, keepdims=True)
+    np.testing.assert_allclose(proba.transpose(0, 2, 3, 1), seg.predict_proba(X[8:11, :20, :28]),
+                               atol=1e-5)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_fit_amp_and_cpu_reload(data, tmp_path):
