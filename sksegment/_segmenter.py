@@ -184,7 +184,9 @@ class CNNSegmenter(BaseEstimator):
         "auto" (CUDA when available, else CPU) or a torch device string.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batch order, patches and augmentation. The same seed
-        on the CPU gives identical weights and predictions.
+        on the CPU gives identical weights and predictions. A continued fit
+        (``warm_start=True`` or ``partial_fit``) draws on from where the
+        previous call stopped, so each call sees new batches.
     verbose : int, default=0
         0 is silent; 1 shows a progress bar and one line per epoch.
 
@@ -366,7 +368,10 @@ class CNNSegmenter(BaseEstimator):
 
         device = _training.resolve_device(self.device)
         _training.resolve_precision(self.precision, device)  # fail early on a bad combination
-        rng = check_random_state(self.random_state)
+        # A continued fit draws on from where the last one stopped, so that
+        # partial_fit calls and warm starts see new batches and augmentations.
+        rng = self._rng if continuing and getattr(self, "_rng", None) is not None \
+            else check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         fork_devices = ([device.index if device.index is not None else torch.cuda.current_device()]
                         if device.type == "cuda" else [])
@@ -435,6 +440,7 @@ class CNNSegmenter(BaseEstimator):
         keep = self.warm_start or incremental
         self._trainer, self._log = (trainer, log) if keep else (None, log)
         self.interrupted_ = interrupted
+        self._rng = rng
         _training.release_cuda_memory(device)
         return self
 

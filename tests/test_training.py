@@ -215,6 +215,38 @@ def test_partial_fit(data):
         seg.partial_fit(X[:8], y[:8] + 5)
 
 
+def test_continued_fits_draw_new_batches(data, monkeypatch):
+    """partial_fit and warm starts go on drawing from the segmenter's random
+    state: each call sees other patches in another order, not a replay of the
+    first epoch; a fresh fit with the same seed replays it exactly."""
+    from sksegment import _sampling
+
+    first_batches = []
+    original = _sampling.BatchSampler.epoch
+
+    def recording_epoch(self, rng, indices=None):
+        for i, batch in enumerate(original(self, rng, indices)):
+            if i == 0:
+                first_batches.append(batch[0].copy())
+            yield batch
+
+    monkeypatch.setattr(_sampling.BatchSampler, "epoch", recording_epoch)
+    X, y = data
+    seg = CNNSegmenter(**TINY, patch_size=16)
+    for _ in range(3):
+        seg.partial_fit(X[:8], y[:8], classes=[0, 1, 2])
+    assert len(first_batches) == 3
+    assert not np.array_equal(first_batches[0], first_batches[1])
+    assert not np.array_equal(first_batches[1], first_batches[2])
+    CNNSegmenter(**TINY, patch_size=16).partial_fit(X[:8], y[:8], classes=[0, 1, 2])
+    np.testing.assert_array_equal(first_batches[3], first_batches[0])
+
+    first_batches.clear()
+    warm = CNNSegmenter(**TINY, patch_size=16, max_epochs=1, warm_start=True)
+    warm.fit(X[:8], y[:8]).fit(X[:8], y[:8])
+    assert not np.array_equal(first_batches[0], first_batches[1])
+
+
 def test_partial_fit_needs_classes_for_single_class_first_batch(data):
     X, y = data
     with pytest.raises(ValueError, match="single class"):
