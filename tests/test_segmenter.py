@@ -46,9 +46,33 @@ SKLEARN_CHECKS = [
 ]
 
 
+def _public_estimators():
+    from sklearn.base import BaseEstimator
+
+    import sksegment
+
+    classes = [getattr(sksegment, name) for name in sksegment.__all__]
+    return [c for c in classes if isinstance(c, type) and issubclass(c, BaseEstimator)]
+
+
+PUBLIC_ESTIMATORS = _public_estimators()
+
+
+def test_every_augmenter_is_among_the_checked_estimators():
+    names = {c.__name__ for c in PUBLIC_ESTIMATORS}
+    assert {"CNNSegmenter", "IntensityStandardizer", "RandomFlip", "RandomAffine",
+            "ColorJitter", "ElasticDeformation"} <= names
+    assert len(names) >= 13
+
+
+# the crops have no natural default size: the one required parameter
+REQUIRED_PARAMS = {"RandomCrop": {"size": 32}, "RandomResizedCrop": {"size": 32}}
+
+
+@pytest.mark.parametrize("estimator", PUBLIC_ESTIMATORS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("check", SKLEARN_CHECKS)
-def test_sklearn_api_checks(check):
-    est = CNNSegmenter()
+def test_sklearn_api_checks(check, estimator):
+    est = estimator(**REQUIRED_PARAMS.get(estimator.__name__, {}))
     getattr(estimator_checks, check)(type(est).__name__, est)
 
 
