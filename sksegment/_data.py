@@ -247,6 +247,8 @@ class LabelCodec:
         class indices on ``device``; unknown values and the ignore label become
         :data:`IGNORE`."""
         masks = np.ascontiguousarray(masks)
+        if not masks.flags.writeable:
+            masks = masks.copy()  # torch.from_numpy warns on read-only memory
         if self._table is not None:
             raw = torch.from_numpy(masks.view(np.uint8)).to(device, non_blocking=True)
             return self._on(device, "table")[raw.long()]

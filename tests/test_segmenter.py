@@ -184,14 +184,18 @@ def test_not_fitted():
             getattr(CNNSegmenter(), method)(X)
 
 
-def test_user_arrays_not_modified_and_read_only_ok(shapes):
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_user_arrays_not_modified_and_read_only_ok(shapes, class_weight):
     X, y = shapes
     Xc, yc = X[:8].copy(), y[:8].copy()
     Xc.setflags(write=False)
     yc.setflags(write=False)
-    seg = CNNSegmenter(**TINY).fit(Xc, yc)
-    seg.predict(Xc)
-    seg.score(Xc, yc)
+    with warnings.catch_warnings():
+        # torch warns when it is handed read-only NumPy memory
+        warnings.simplefilter("error")
+        seg = CNNSegmenter(**TINY, class_weight=class_weight).fit(Xc, yc)
+        seg.predict(Xc)
+        seg.score(Xc, yc)
     np.testing.assert_array_equal(Xc, X[:8])
     np.testing.assert_array_equal(yc, y[:8])
 
