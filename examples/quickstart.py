@@ -1,6 +1,6 @@
 """Quickstart: train a U-Net on synthetic shapes, print the mean IoU, save a figure.
 
-Run with ``python examples/quickstart.py`` (about a minute on 2 CPU cores).
+Run with ``python examples/quickstart.py`` (under a minute on 2 CPU cores).
 """
 
 import sys
