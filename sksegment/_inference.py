@@ -391,8 +391,7 @@ def _argmax_classes(p):
         return idx
     best = torch.maximum(p[0], p[1])
     for k in range(2, n_classes):
-        higher = p[k] > best
-        idx = torch.where(higher, torch.tensor(k, device=p.device), idx)
+        idx.masked_fill_(p[k] > best, k)
         torch.maximum(best, p[k], out=best)
     return idx
 

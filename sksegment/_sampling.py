@@ -51,21 +51,25 @@ class BatchSampler:
         self.n = len(images)
         self._is_array = isinstance(images, np.ndarray)
         self._foreground = {}
+        # patches each image gives per epoch: enough to cover its area once
+        # (one for whole-image training); sizes are fixed, so counted once
+        if self.patch_size is None:
+            self._n_patches = np.ones(self.n, dtype=np.int64)
+        else:
+            areas = (np.full(self.n, masks.shape[1] * masks.shape[2]) if isinstance(masks, np.ndarray)
+                     else np.array([m.shape[0] * m.shape[1] for m in masks]))
+            per_patch = self.patch_size[0] * self.patch_size[1]
+            self._n_patches = np.maximum(1, np.round(areas / per_patch)).astype(np.int64)
 
     def patches_per_image(self, i):
-        """Patches image ``i`` gives per epoch: enough to cover its area once
-        (one for whole-image training)."""
-        if self.patch_size is None:
-            return 1
-        H, W = self.masks[i].shape
-        return max(1, round(H * W / (self.patch_size[0] * self.patch_size[1])))
+        """Patches image ``i`` gives per epoch (``round(H * W / patch area)``,
+        at least one; one for whole-image training)."""
+        return int(self._n_patches[i])
 
     def epoch_items(self, indices=None):
         """Image indices of one epoch, each repeated :meth:`patches_per_image` times."""
         indices = np.arange(self.n) if indices is None else np.asarray(indices)
-        if self.patch_size is None:
-            return indices
-        return np.repeat(indices, [self.patches_per_image(i) for i in indices])
+        return np.repeat(indices, self._n_patches[indices])
 
     def n_batches(self, indices=None):
         return -(-len(self.epoch_items(indices)) // self.batch_size)
