@@ -52,21 +52,14 @@ def make_parser(description):
 
 
 def resolve_device(name):
-    """Turn ``--device`` into a ``torch.device``; exit with a message when the
-    device asked for is not available."""
-    import torch
+    """Turn ``--device`` into a ``torch.device`` (the segmenter's own rule);
+    exit with its message when the device asked for is not available."""
+    from sksegment._training import resolve_device as _resolve
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise SystemExit(f"--device {name!r} is not a torch device string ({exc}).") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name!r}: CUDA is not available on this machine.")
-    if device.type not in ("cpu", "cuda"):
-        raise SystemExit(f"--device {name!r}: only 'auto', 'cpu' and 'cuda[:i]' are supported.")
-    return device
+        return _resolve(name)
+    except ValueError as exc:
+        raise SystemExit(f"--device: {exc}") from None
 
 
 # --------------------------------------------------------------------------- #

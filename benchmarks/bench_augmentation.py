@@ -52,8 +52,8 @@ def make_data(n, size, channels, seed=0):
     return images, masks
 
 
-def interleaved_medians(methods, repeats, sync=None):
-    """Median seconds of each callable in ``methods`` (a dict), timed in
+def interleaved_times(methods, repeats, sync=None):
+    """Seconds of each callable in ``methods`` (a dict) per round, timed in
     rounds that run every method once, so that changes in the load of a
     shared machine touch all of them alike. One untimed warm-up call each."""
     for fn in methods.values():
@@ -68,6 +68,12 @@ def interleaved_medians(methods, repeats, sync=None):
             if sync:
                 sync()
             times[name].append(time.perf_counter() - start)
+    return times
+
+
+def interleaved_medians(methods, repeats, sync=None):
+    """Median seconds of each callable, timed as :func:`interleaved_times`."""
+    times = interleaved_times(methods, repeats, sync)
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
@@ -183,21 +189,10 @@ def albumentations_method(images, masks):
 
 
 def build_model(channels):
-    """sksegment's UNet when it imports, else a small local conv net."""
-    import torch
-    from torch import nn
+    """The network of the training step: sksegment's UNet."""
+    from sksegment.models import UNet
 
-    try:
-        from sksegment.models import UNet
-
-        return UNet(channels, 2, depth=4, width=16), "sksegment.models.UNet(depth=4, width=16)"
-    except ImportError:
-        net = nn.Sequential(
-            nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-            nn.Upsample(scale_factor=2), nn.Conv2d(32, 2, 3, padding=1))
-        return net.to(torch.float32), "local 4-layer conv net (sksegment.models did not import)"
+    return UNet(channels, 2, depth=4, width=16), "sksegment.models.UNet(depth=4, width=16)"
 
 
 def bench_train_step(images, masks, device, repeats):
@@ -228,18 +223,8 @@ def bench_train_step(images, masks, device, repeats):
         loss.backward()
         optimizer.step()
 
-    augment()
-    step()  # warm-up
-    aug, steps = [], []
-    for _ in range(repeats):
-        for fn, store in ((augment, aug), (step, steps)):
-            if sync:
-                sync()
-            start = time.perf_counter()
-            fn()
-            if sync:
-                sync()
-            store.append(time.perf_counter() - start)
+    times = interleaved_times({"augment": augment, "step": step}, repeats, sync)
+    aug, steps = times["augment"], times["step"]
     share = float(np.median([a / (a + s) for a, s in zip(aug, steps)]))
     return float(np.median(aug)), float(np.median(steps)), share, model_name
 
