@@ -229,26 +229,25 @@ class Trainer:
         with self._autocast():
             logits = self.forward(x)
         loss = self.loss_fn(logits.float(), y)
+        finite = torch.isfinite(loss)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        finite = torch.isfinite(loss)
-        if self.max_grad_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-            finite = finite & torch.isfinite(norm)
-        elif self.scaler is None:
-            finite = finite & torch.isfinite(_grad_norm(self.model.parameters()))
-        if self.scaler is not None:
+            if self.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
             # GradScaler skips the step by itself when it finds inf/NaN in the
             # fp16 gradients and lowers its scale; only the loss is checked here.
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            return loss.detach() if bool(torch.isfinite(loss)) else None
+            return loss.detach() if bool(finite) else None
+        loss.backward()
+        if self.max_grad_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        else:
+            norm = _grad_norm(self.model.parameters())
         # One bool read per step (the same device sync GradScaler makes) keeps
         # a non-finite step from ever reaching the weights.
-        if not bool(finite):
+        if not bool(finite & torch.isfinite(norm)):
             return None
         self.optimizer.step()
         return loss.detach()
