@@ -7,7 +7,6 @@ the loop and ``_inference`` predicts.
 """
 
 import copy
-import numbers
 import os
 
 import numpy as np
@@ -27,14 +26,14 @@ from ._data import (
     unique_labels,
 )
 from ._inference import iter_predictions
-from ._params import InstanceOf, Interval, IsCallable, Options, validate_params
+from ._validation import InstanceOf, Interval, IsCallable, IsSize, Options, validate_params
 from ._sampling import BatchSampler
 from .augmentation import AugmentationChain, make_chain, unwrap
 from .losses import compute_class_weight, get_loss
 from .metrics import get_scorer
 from .models import MODELS, build_model, downsampling_factor
 
-_PATCH = [Options(None), Interval(int, 1, None), InstanceOf(tuple, list, label="a pair (h, w)")]
+_PATCH = [Options(None), IsSize()]
 
 _PARAMETERS = {
     "model": [Options(*MODELS), InstanceOf(torch.nn.Module), IsCallable()],
@@ -300,13 +299,6 @@ class CNNSegmenter(BaseEstimator):
 
     def _validate_params(self):
         validate_params(type(self).__name__, self.get_params(deep=False), _PARAMETERS)
-        for name in ("patch_size", "tile_size"):
-            value = getattr(self, name)
-            if isinstance(value, (tuple, list)) and not (
-                    len(value) == 2 and all(isinstance(v, numbers.Integral)
-                                            and not isinstance(v, bool) and v >= 1
-                                            for v in value)):
-                raise ValueError(f"{name} must be an int >= 1 or a pair of them; got {value!r}.")
         check_ignore_index(self.ignore_index)
         if isinstance(self.scoring, str):
             get_scorer(self.scoring)  # an unknown name fails here, not after training
