@@ -26,8 +26,8 @@ from ._data import (
     unique_labels,
 )
 from ._inference import iter_predictions
-from ._validation import InstanceOf, Interval, IsCallable, IsSize, Options, validate_params
 from ._sampling import BatchSampler
+from ._validation import InstanceOf, Interval, IsCallable, IsSize, Options, validate_params
 from .augmentation import AugmentationChain, make_chain, unwrap
 from .losses import compute_class_weight, get_loss
 from .metrics import get_scorer

@@ -54,9 +54,7 @@ def _bounds_text(low, high, low_open, high_open):
 def _in_bounds(value, low, high, low_open, high_open):
     if low is not None and (value < low or (low_open and value == low)):
         return False
-    if high is not None and (value > high or (high_open and value == high)):
-        return False
-    return True
+    return high is None or not (value > high or (high_open and value == high))
 
 
 def check_int(value, name, *, low=None, high=None):
