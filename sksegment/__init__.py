@@ -6,7 +6,9 @@ segmentation scores, :mod:`sksegment.losses` the losses chosen by string,
 :mod:`sksegment.models` the networks and :mod:`sksegment.datasets` data.
 """
 
+from ._checkpoint import CheckpointError
 from ._segmenter import CNNSegmenter
+from ._training import NonFiniteLossError
 from .augmentation import (
     ColorJitter,
     ElasticDeformation,
@@ -28,11 +30,13 @@ __version__ = "0.1.0"
 __all__ = [
     "FCN",
     "CNNSegmenter",
+    "CheckpointError",
     "ColorJitter",
     "ElasticDeformation",
     "GaussianBlur",
     "GaussianNoise",
     "IntensityStandardizer",
+    "NonFiniteLossError",
     "RandomAffine",
     "RandomBrightnessContrast",
     "RandomCrop",

@@ -8,6 +8,7 @@ the loop and ``_inference`` predicts.
 
 import copy
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -15,19 +16,29 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _training
+from . import _checkpoint, _training
 from ._data import (
     IGNORE,
     LabelCodec,
     check_ignore_index,
     check_images,
     check_masks,
+    image_shape,
     n_channels,
     unique_labels,
 )
+from ._inference import _check_tile_size as check_tile_size
 from ._inference import iter_predictions
 from ._sampling import BatchSampler
-from ._validation import InstanceOf, Interval, IsCallable, IsSize, Options, validate_params
+from ._validation import (
+    InstanceOf,
+    Interval,
+    IsCallable,
+    IsSize,
+    Options,
+    check_size,
+    validate_params,
+)
 from .augmentation import AugmentationChain, make_chain, unwrap
 from .losses import compute_class_weight, get_loss
 from .metrics import get_scorer
@@ -215,6 +226,10 @@ class CNNSegmenter(BaseEstimator):
         Best validation score.
     best_epoch_ : int or None
         Epoch (1-based) of the best validation score.
+    interrupted_ : bool
+        Whether the last fit was stopped by Ctrl-C (KeyboardInterrupt). It
+        then keeps the best weights on the validation data so far with
+        ``early_stopping``, else the weights of the last complete epoch.
 
     See Also
     --------
@@ -226,6 +241,27 @@ class CNNSegmenter(BaseEstimator):
     ``score`` is the mean IoU over ``classes_``; a class absent from both the
     truth and the prediction is left out of the mean (neither 1 nor 0), so
     scores stay on one scale across cross-validation folds.
+
+    A fit is atomic: when it raises (a diverging loss, a bad checkpoint, an
+    error in a custom loss), the estimator is left exactly as it was before
+    the call, fitted as before or not fitted. Ctrl-C is not a failure: the
+    fit returns with the weights so far and ``interrupted_=True``.
+
+    Pickling (``joblib.dump``, ``copy.deepcopy``) never changes the
+    estimator. A pickle holds the network on the CPU and the library
+    versions it was written with; with ``warm_start=True`` or after
+    ``partial_fit`` it also holds the optimizer state, the learning-rate
+    schedule, the random state and the history, so a copy loaded tomorrow
+    continues training exactly where the original would have (``n_iter_``
+    and ``history_`` go on counting). Without them, a later warm start
+    begins a new history from the fitted weights.
+
+    With ``checkpoint_dir`` the training state is written after every
+    epoch, atomically, as plain tensors and numbers that
+    ``torch.load(..., weights_only=True)`` reads; ``resume=True`` continues
+    from it on any device. A checkpoint that does not fit the run (damaged,
+    another network, other classes or channels) raises
+    ``sksegment.CheckpointError`` naming the file.
 
     Examples
     --------
@@ -300,6 +336,9 @@ class CNNSegmenter(BaseEstimator):
     def _validate_params(self):
         validate_params(type(self).__name__, self.get_params(deep=False), _PARAMETERS)
         check_ignore_index(self.ignore_index)
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir: the folder whose checkpoint.pt "
+                             "the fit continues from.")
         if isinstance(self.scoring, str):
             get_scorer(self.scoring)  # an unknown name fails here, not after training
 
@@ -340,42 +379,71 @@ class CNNSegmenter(BaseEstimator):
         -------
         self : CNNSegmenter
         """
-        if classes is not None and not hasattr(self, "classes_"):
-            self._partial_classes = np.unique(np.asarray(classes))
-        return self._fit(X, y, None, None, n_epochs=1, incremental=True)
+        return self._fit(X, y, None, None, n_epochs=1, incremental=True, classes=classes)
 
-    def _fit(self, X, y, X_val, y_val, n_epochs, incremental=False):
+    def _fit(self, X, y, X_val, y_val, n_epochs, incremental=False, classes=None):
+        """Fit atomically: when anything but a KeyboardInterrupt (which keeps
+        the weights so far) escapes, the estimator is put back as it was."""
+        saved = dict(self.__dict__)
+        run = {}
+        try:
+            self._run_fit(run, X, y, X_val, y_val, n_epochs, incremental, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            # the network and optimizer state of the failed fit are garbage:
+            # free their device memory now (the traceback keeps them alive)
+            _training.discard(run.get("model"), run.get("trainer"))
+            raise
+        finally:
+            device = run.get("device")
+            run.clear()
+            _training.release_cuda_memory(device)
+        return self
+
+    def _run_fit(self, run, X, y, X_val, y_val, n_epochs, incremental, classes):
         self._validate_params()
         images, chain = unwrap(X)
         images = check_images(images, "X")
         masks = check_masks(y, images, "y")
         ignore = check_ignore_index(self.ignore_index)
         continuing = (self.warm_start or incremental) and hasattr(self, "model_")
+        if incremental and classes is not None and not hasattr(self, "classes_"):
+            self._partial_classes = np.unique(np.asarray(classes))
 
         if continuing:
             self._check_continuation(images, masks, ignore)
         else:
             self._set_classes(images, masks, ignore, incremental)
         codec = LabelCodec(self.classes_, ignore)
+        self._warn_large_patch(images)
 
         device = _training.resolve_device(self.device)
+        run["device"] = device
         _training.resolve_precision(self.precision, device)  # fail early on a bad combination
+        checkpoint = (None if self.checkpoint_dir is None
+                      else _checkpoint.check_checkpoint_dir(self.checkpoint_dir))
         # A continued fit draws on from where the last one stopped, so that
         # partial_fit calls and warm starts see new batches and augmentations.
-        rng = self._rng if continuing and getattr(self, "_rng", None) is not None \
+        # It works on copies: the fitted state changes only when the fit ends.
+        rng = copy.deepcopy(self._rng) if continuing and getattr(self, "_rng", None) is not None \
             else check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         fork_devices = ([device.index if device.index is not None else torch.cuda.current_device()]
                         if device.type == "cuda" else [])
         with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seed)
+            _training.seed_torch(seed, device)
             if continuing:
-                model = self.model_.to(device)
+                model = copy.deepcopy(self.model_).to(device)
             else:
                 model = self._build_model().to(device)
+            run["model"] = model
             channels_last = device.type == "cuda"
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
+            pad_multiple = self._pad_multiple(model)
+            _check_model_output(model, self.n_channels_in_, self.n_classes_, pad_multiple, device)
+            check_tile_size(self.tile_size, (pad_multiple, pad_multiple))
 
             loss_fn = self._make_loss(masks, codec, device)
 
@@ -385,56 +453,67 @@ class CNNSegmenter(BaseEstimator):
             full_chain = _join_chains(chain, self._augment_chain)
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
-            pad_multiple = self._pad_multiple(model)
             prepare = _training.BatchPreparer(codec, device, pad_multiple, full_chain, generator,
                                               channels_last)
 
+            self.model_ = model  # validation during training predicts with it
+            self.device_ = device
             train_idx, validate = self._validation_setup(images, masks, X_val, y_val, rng,
                                                          full_chain, model)
             sampler = BatchSampler(images, masks, self.batch_size, self.patch_size,
                                    self.foreground_oversampling, background=self.classes_[0],
                                    ignore_label=ignore)
             epochs = self.max_epochs if n_epochs is None else n_epochs
-            if continuing and getattr(self, "_trainer", None) is not None:
-                trainer, log = self._trainer, self._log
+            trainer = _training.Trainer(
+                model, loss_fn, device=device, optimizer=self.optimizer,
+                learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+                lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs,
+                max_epochs=epochs, plateau_patience=max(1, self.n_iter_no_change // 2),
+                precision=self.precision, compile=self.compile,
+                max_grad_norm=self.max_grad_norm)
+            run["trainer"] = trainer
+            log = _training.TrainingLog()
+            previous = getattr(self, "_train_state", None) if continuing else None
+            if previous is not None:
+                trainer.load_state_dict(copy.deepcopy(previous["trainer"]))
+                log.load_state_dict(copy.deepcopy(previous["log"]))
                 trainer.schedule.max_epochs = max(trainer.schedule.max_epochs,
                                                   len(log.history) + epochs)
-            else:
-                trainer = _training.Trainer(
-                    model, loss_fn, device=device, optimizer=self.optimizer,
-                    learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-                    lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs,
-                    max_epochs=epochs, plateau_patience=max(1, self.n_iter_no_change // 2),
-                    precision=self.precision, compile=self.compile,
-                    max_grad_norm=self.max_grad_norm)
-                log = _training.TrainingLog()
-            trainer.loss_fn = loss_fn
-            self.model_ = model
-            self.device_ = device
 
-            checkpoint = None
-            if self.checkpoint_dir is not None:
-                os.makedirs(self.checkpoint_dir, exist_ok=True)
-                checkpoint = os.path.join(self.checkpoint_dir, _training.CHECKPOINT_NAME)
-                if self.resume and os.path.exists(checkpoint):
-                    _training.load_checkpoint(checkpoint, trainer, log, rng, generator)
-                    epochs = max(0, epochs - len(log.history))
+            meta = {"classes": self.classes_.tolist(), "n_channels": int(self.n_channels_in_),
+                    "network": type(model).__name__}
+            if self.resume and checkpoint is not None and os.path.exists(checkpoint):
+                epochs = _resume(checkpoint, meta, trainer, log, rng, epochs)
 
             interrupted = _training.run_epochs(
                 trainer, sampler, prepare, rng, log, n_epochs=epochs, train_indices=train_idx,
                 validate=validate, early_stopping=self.early_stopping and validate is not None,
                 n_iter_no_change=self.n_iter_no_change, tol=self.tol, generator=generator,
-                checkpoint_path=checkpoint, verbose=self.verbose)
+                checkpoint_path=checkpoint, checkpoint_meta=meta, verbose=self.verbose)
 
         self._store_log(log)
         log.best_state = None  # restored already; frees its memory
-        # The optimizer state is kept only where a later call continues from it.
+        # The optimizer state and history are kept (on the CPU, by value) only
+        # where a later call continues from them; they travel with a pickle.
         keep = self.warm_start or incremental
-        self._trainer, self._log = (trainer, log) if keep else (None, log)
+        self._train_state = ({"trainer": _checkpoint.to_cpu(trainer.state_dict()),
+                              "log": log.state_dict()} if keep else None)
+        _training.discard(None, trainer)
         self.interrupted_ = interrupted
         self._rng = rng
-        _training.release_cuda_memory(device)
-        return self
+
+    def _warn_large_patch(self, images):
+        if self.patch_size is None:
+            return
+        patch = check_size(self.patch_size, "patch_size")
+        largest = tuple(max(image_shape(images, i)[axis] for i in range(len(images)))
+                        for axis in (0, 1))
+        if patch[0] > largest[0] or patch[1] > largest[1]:
+            warnings.warn(
+                f"patch_size={self.patch_size!r} is larger than the largest training image "
+                f"{largest} (height, width): along that axis each patch is the whole image. "
+                "A batch of images of different sizes is padded, and padded pixels count in "
+                "no loss.", UserWarning, stacklevel=4)
 
     def _labels(self, masks, ignore):
         labels = unique_labels(masks)
@@ -484,7 +563,9 @@ class CNNSegmenter(BaseEstimator):
             weights = torch.as_tensor(
                 compute_class_weight(self.class_weight, self.classes_, counts),
                 dtype=torch.float32, device=device)
-        loss_fn = get_loss(self.loss, n_classes=self.n_classes_, loss_params=self.loss_params,
+        # a loss module of the user's is copied, never moved or changed
+        spec = copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss
+        loss_fn = get_loss(spec, n_classes=self.n_classes_, loss_params=self.loss_params,
                            class_weight=weights, ignore_index=IGNORE)
         return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
 
@@ -671,21 +752,22 @@ class CNNSegmenter(BaseEstimator):
     # pickling: a model fitted on CUDA loads on a CPU-only machine
     # ------------------------------------------------------------------ #
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_trainer", None)
-        state.pop("_log", None)
+        # a copy: pickling never changes the live estimator
+        state = dict(super().__getstate__())
         model = state.get("model_")
-        if model is not None and any(p.device.type != "cpu" for p in model.parameters()):
+        if model is not None and any(t.device.type != "cpu" for t in model.state_dict().values()):
             state["model_"] = copy.deepcopy(model).cpu()
+        state["_saved_versions"] = _versions()
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         model = getattr(self, "model_", None)
         device = getattr(self, "device_", None)
-        if model is not None and device is not None and device.type == "cuda" \
-                and torch.cuda.is_available():
-            self.model_ = model.to(device)
+        if model is not None and device is not None:
+            target = _load_device(device)
+            if target.type != "cpu":
+                self.model_ = model.to(target)
 
 
 class _ValidationView:
@@ -701,6 +783,70 @@ class _ValidationView:
         return _collect(self._seg._predict_images(self._images, self._chain, "labels",
                                                   verbose=0),
                         self._images, self.classes_)
+
+
+def _versions():
+    """Versions of the libraries a pickle is written with."""
+    import sklearn
+
+    from . import __version__
+
+    return {"sksegment": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+def _load_device(device):
+    """Where an unpickled network goes: the device it was fitted on when this
+    machine has it; else cuda:0 (with a warning) for a missing GPU index; else
+    the CPU (a model fitted on CUDA predicts on a machine without one)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        warnings.warn(f"This segmenter was fitted on {device}, which this machine does not "
+                      f"have ({torch.cuda.device_count()} CUDA device(s)); its network is "
+                      "placed on cuda:0.", UserWarning, stacklevel=3)
+        return torch.device("cuda", 0)
+    return device
+
+
+def _resume(path, meta, trainer, log, rng, epochs):
+    """Load the checkpoint at ``path`` into the live objects; returns the
+    epochs left to run."""
+    state = _checkpoint.read_checkpoint(path, meta)
+    _checkpoint.load_into(path, "network and optimizer",
+                          lambda: trainer.load_state_dict(state["trainer"]))
+    _checkpoint.load_into(path, "training log", lambda: log.load_state_dict(state["log"]))
+    _checkpoint.load_into(path, "random state",
+                          lambda: _checkpoint.set_rng_state(rng, state["rng"]))
+    return max(0, epochs - len(log.history))
+
+
+def _check_model_output(model, n_channels_in, n_classes, pad_multiple, device):
+    """One small forward pass before training: the network must map
+    (N, C, H, W) to logits (N, n_classes, H, W)."""
+    side = pad_multiple * max(1, -(-32 // pad_multiple))
+    x = torch.zeros(2, n_channels_in, side, side, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:
+        raise ValueError(f"The model failed on a test input of shape {tuple(x.shape)} "
+                         f"(N, C, H, W): {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"The model must return logits of shape (N, K, H, W); for an input of "
+                         f"shape {tuple(x.shape)} it returned {got}.")
+    if out.shape[1] != n_classes:
+        raise ValueError(f"The model gives {out.shape[1]} output channel(s), but y has "
+                         f"{n_classes} classes: the network must output one logit channel "
+                         "per class (for a factory model, use its n_classes argument).")
+    if tuple(out.shape[2:]) != (side, side) or out.shape[0] != 2:
+        raise ValueError(f"The model must keep N, H and W: for an input of shape "
+                         f"{tuple(x.shape)} it returned {tuple(out.shape)}.")
 
 
 def _join_chains(first, second):

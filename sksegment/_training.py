@@ -9,7 +9,6 @@ checkpoints.
 
 import copy
 import math
-import os
 import time
 import warnings
 
@@ -17,13 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._checkpoint import rng_state, save_checkpoint, to_cpu
 from ._data import IGNORE, to_tensor
 
 #: Times a non-finite loss or gradient is answered by restoring the last good
 #: state and halving the learning rate before fit gives up.
 MAX_NONFINITE_RETRIES = 5
-
-CHECKPOINT_NAME = "checkpoint.pt"
 
 
 # --------------------------------------------------------------------------- #
@@ -130,10 +128,12 @@ class Schedule:
                 self._bad_epochs = 0
 
     def state_dict(self):
-        return {"scale": self.scale, "best": self._best, "bad_epochs": self._bad_epochs}
+        return {"scale": self.scale, "best": self._best, "bad_epochs": self._bad_epochs,
+                "max_epochs": self.max_epochs}
 
     def load_state_dict(self, state):
         self.scale, self._best, self._bad_epochs = state["scale"], state["best"], state["bad_epochs"]
+        self.max_epochs = state.get("max_epochs", self.max_epochs)
 
 
 # --------------------------------------------------------------------------- #
@@ -309,14 +309,17 @@ def _try_compile(model):
 
 
 def _clone_state(module):
+    """Parameters and buffers (batch-norm statistics too), by value."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def save_checkpoint(path, state):
-    """Write ``state`` to ``path`` atomically: a temporary file, then rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def seed_torch(seed, device):
+    """Seed torch's CPU generator and, on CUDA, the generator of ``device``
+    (not every GPU's, as ``torch.manual_seed`` would)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.default_generators[index].manual_seed(seed)
 
 
 class TrainingLog:
@@ -338,15 +341,27 @@ class TrainingLog:
         vars(self).update(state)
 
 
+def _restore(trainer, snapshot):
+    """Put the weights, buffers and optimizer state of ``snapshot`` back, by
+    value: the snapshot stays intact for a later restore in the same epoch
+    (``Optimizer.load_state_dict`` would otherwise share its tensors)."""
+    trainer.model.load_state_dict(snapshot[0])
+    trainer.optimizer.load_state_dict(copy.deepcopy(snapshot[1]))
+
+
 def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=None,
                validate=None, early_stopping=False, n_iter_no_change=10, tol=1e-4,
-               generator=None, checkpoint_path=None, verbose=0):
+               generator=None, checkpoint_path=None, checkpoint_meta=None, verbose=0):
     """Train for up to ``n_epochs`` more epochs.
 
     ``validate`` (or None) returns a score, greater is better. With
     ``early_stopping`` the loop stops after ``n_iter_no_change`` epochs whose
     score did not beat the best by ``tol``, and the best weights are put back.
-    Returns True when training was interrupted by KeyboardInterrupt.
+    Each epoch first draws a seed from ``rng`` (a NumPy RandomState) and seeds
+    torch and ``generator`` (the augmentation generator) with it, so the
+    NumPy state alone decides the rest of a run: a checkpoint stores it, and
+    resumes on any device. Returns True when training was interrupted by
+    KeyboardInterrupt.
     """
     model = trainer.model
     interrupted = False
@@ -355,6 +370,10 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     try:
         for epoch in range(start_epoch, start_epoch + n_epochs):
             t0 = time.perf_counter()
+            epoch_seed = int(rng.randint(np.iinfo(np.int32).max))
+            seed_torch(epoch_seed, trainer.device)
+            if generator is not None:
+                generator.manual_seed(epoch_seed)
             snapshot = (_clone_state(model), copy.deepcopy(trainer.optimizer.state_dict()))
             model.train()
             n_batches = sampler.n_batches(train_indices)
@@ -374,8 +393,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                     if trainer.nonfinite_events > MAX_NONFINITE_RETRIES:
                         raise NonFiniteLossError(_nonfinite_message(
                             trainer.schedule.lr(epoch), trainer.max_grad_norm))
-                    model.load_state_dict(snapshot[0])
-                    trainer.optimizer.load_state_dict(snapshot[1])
+                    _restore(trainer, snapshot)
                     trainer.schedule.scale *= 0.5
                     warnings.warn(
                         f"Non-finite loss or gradient at epoch {epoch + 1}: weights restored to "
@@ -414,47 +432,43 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                            f"lr {lr_epoch:.3g}, {record['seconds']:.1f}s")
             if checkpoint_path is not None:
                 save_checkpoint(checkpoint_path, {
-                    "trainer": trainer.state_dict(),
-                    "log": log.state_dict(),
-                    "rng": rng.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": (torch.cuda.get_rng_state(trainer.device)
-                                 if trainer.device.type == "cuda" else None),
-                    "generator": None if generator is None else generator.get_state(),
+                    "meta": checkpoint_meta or {},
+                    "trainer": to_cpu(trainer.state_dict()),
+                    "log": to_cpu(log.state_dict()),
+                    "rng": rng_state(rng),
                 })
             if stop:
                 break
     except KeyboardInterrupt:
         interrupted = True
-        if snapshot is not None and (log.best_state is None or not early_stopping):
+        keeps_best = early_stopping and log.best_state is not None
+        if snapshot is not None and not keeps_best:
             # the epoch in flight may have been cut mid-step: keep its start
             model.load_state_dict(snapshot[0])
+        kept = ("the best weights on the validation data so far" if keeps_best
+                else "the weights of the last complete epoch")
         warnings.warn(
             f"Training interrupted after {len(log.history)} complete epoch(s); the estimator "
-            "keeps the best weights so far and its history.", RuntimeWarning, stacklevel=2)
+            f"keeps {kept} and its history.", RuntimeWarning, stacklevel=2)
     if early_stopping and log.best_state is not None:
         model.load_state_dict(log.best_state)
     model.eval()
     return interrupted
 
 
-def load_checkpoint(path, trainer, log, rng, generator=None):
-    """Restore a checkpoint written by :func:`run_epochs` into live objects."""
-    state = torch.load(path, map_location=trainer.device, weights_only=False)
-    trainer.load_state_dict(state["trainer"])
-    log.load_state_dict(state["log"])
-    rng.set_state(state["rng"])
-    torch.set_rng_state(state["torch_rng"].cpu())
-    if state.get("cuda_rng") is not None and trainer.device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), trainer.device)
-    if generator is not None and state.get("generator") is not None:
-        generator.set_state(state["generator"].cpu())
-    return state
+def discard(model=None, trainer=None):
+    """Free what a fit holds on its device: gradients and optimizer state
+    (and, for a network that is being thrown away, its weights)."""
+    if trainer is not None:
+        trainer.optimizer.state.clear()
+        trainer.optimizer.zero_grad(set_to_none=True)
+    if model is not None:
+        model.to_empty(device="meta")
 
 
 def release_cuda_memory(device):
     """Hand cached CUDA blocks back after fit so many fits can share a GPU."""
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         torch.cuda.empty_cache()
 
 
