@@ -133,3 +133,13 @@ def load_into(path, what, load):
         reason = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"Checkpoint {path} does not fit this run's {what} ({reason}). "
                               + _fix(path)) from None
+
+
+def resume(path, meta, trainer, log, rng, epochs):
+    """Load the checkpoint at ``path`` into the live objects; returns the
+    epochs left to run."""
+    state = read_checkpoint(path, meta)
+    load_into(path, "network and optimizer", lambda: trainer.load_state_dict(state["trainer"]))
+    load_into(path, "training log", lambda: log.load_state_dict(state["log"]))
+    load_into(path, "random state", lambda: set_rng_state(rng, state["rng"]))
+    return max(0, epochs - len(log.history))

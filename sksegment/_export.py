@@ -5,7 +5,10 @@ logits ``(N, K, H, W)`` out. A JSON file beside it (``<path>.json``) records
 the preprocessing that must come before it and the labels that come after:
 
 - ``input_scale``: multiply the raw image values by it (1/255 for uint8,
-  1/65535 for uint16, 1 otherwise), then move channels first;
+  1/65535 for uint16, 1 otherwise);
+- ``normalization``: null, or ``{"kind", "shift", "scale"}``: then compute
+  ``(x - shift[c]) / scale[c]`` for each channel ``c``, and move channels
+  first;
 - ``pad_multiple``: pad H and W (bottom/right) up to multiples of it and crop
   the output back;
 - ``classes``: ``classes[argmax(logits, axis=1)]`` are the label values.

@@ -7,7 +7,9 @@ the loop and ``_inference`` predicts.
 """
 
 import copy
+import math
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -16,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _checkpoint, _training
+from . import _checkpoint, _planning, _training
 from ._data import (
     IGNORE,
     LabelCodec,
@@ -29,6 +31,7 @@ from ._data import (
 )
 from ._inference import _check_tile_size as check_tile_size
 from ._inference import iter_predictions
+from ._normalization import Normalizer, intensity_statistics, make_normalization
 from ._sampling import BatchSampler
 from ._validation import (
     InstanceOf,
@@ -36,7 +39,6 @@ from ._validation import (
     IsCallable,
     IsSize,
     Options,
-    check_size,
     validate_params,
 )
 from .augmentation import AugmentationChain, make_chain, unwrap
@@ -45,10 +47,11 @@ from .metrics import get_scorer
 from .models import MODELS, build_model, downsampling_factor
 
 _PATCH = [Options(None), IsSize()]
+_AUTO = Options("auto")
 
 _PARAMETERS = {
     "model": [Options(*MODELS), InstanceOf(torch.nn.Module), IsCallable()],
-    "depth": [Interval(int, 1, None)],
+    "depth": [_AUTO, Interval(int, 1, None)],
     "width": [Interval(int, 1, None)],
     "loss": [InstanceOf(str), InstanceOf(torch.nn.Module), IsCallable()],
     "loss_params": [Options(None), InstanceOf(dict)],
@@ -57,9 +60,13 @@ _PARAMETERS = {
     "optimizer": [Options("adam", "adamw", "sgd")],
     "learning_rate": [Interval(float, 0, None, closed="neither")],
     "weight_decay": [Interval(float, 0, None)],
-    "batch_size": [Interval(int, 1, None)],
-    "max_epochs": [Interval(int, 1, None)],
-    "patch_size": _PATCH,
+    "batch_size": [_AUTO, Interval(int, 1, None)],
+    "max_epochs": [_AUTO, Interval(int, 1, None)],
+    "max_time": [Options(None), Interval(float, 0, None, closed="neither")],
+    "patch_size": [_AUTO] + _PATCH,
+    "norm": [Options("auto", "batch", "instance", "group", None)],
+    "normalize": [Options("auto", "zscore", "minmax", "imagenet", None)],
+    "postprocess": [Options(None, "auto"), InstanceOf(dict, label="a dict of options")],
     "lr_schedule": [Options("constant", "cosine", "onecycle", "plateau")],
     "warmup_epochs": [Interval(int, 0, None)],
     "early_stopping": [Options(True, False)],
@@ -107,19 +114,27 @@ class CNNSegmenter(BaseEstimator):
     ----------
     model : {"unet", "fcn"}, torch.nn.Module or callable, default="unet"
         The network. A string builds one of :data:`sksegment.models.MODELS`
-        from ``depth`` and ``width``; a module is copied and trained; a
-        callable ``(in_channels, n_classes) -> nn.Module`` builds a custom
+        from ``depth``, ``width`` and ``norm``; a module is copied and trained;
+        a callable ``(in_channels, n_classes) -> nn.Module`` builds a custom
         network. A custom network may set ``downsampling_factor``; inputs are
-        padded to multiples of it (``2 ** depth`` when it does not).
-    depth : int, default=4
-        Downsampling steps of the built-in networks.
+        padded to multiples of it (``2 ** depth_`` when it does not).
+    depth : "auto" or int, default="auto"
+        Downsampling steps of the built-in networks. "auto" downsamples while
+        the bottleneck keeps at least 4 pixels of the training patch and the
+        widest level at most 512 feature maps (nnU-Net's rules); see
+        ``depth_``.
     width : int, default=16
         Filters at the first level (doubling at each level).
+    norm : {"auto", "batch", "instance", "group"} or None, default="auto"
+        Normalisation layers of the built-in networks. "auto" uses batch
+        norm for batches of 8 or more and instance norm for smaller ones,
+        where batch statistics are noisy. A custom network brings its own;
+        only "auto" is accepted with one.
     loss : str, torch.nn.Module or callable, default="cross_entropy"
         A name from :func:`sksegment.losses.loss_names` ("cross_entropy",
         "mae", "dice", "jaccard", "focal", "tversky", "lovasz"), a weighted
-        sum such as ``"0.7*dice+0.3*focal"``, a module or a callable
-        ``(logits, target) -> scalar``.
+        sum such as ``"0.7*dice+0.3*focal"``, a module (copied, never changed)
+        or a callable ``(logits, target) -> scalar``.
     loss_params : dict or None, default=None
         Options of the loss, for example ``{"gamma": 2}`` for focal.
     class_weight : None, "balanced" or dict, default=None
@@ -131,23 +146,53 @@ class CNNSegmenter(BaseEstimator):
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         SGD uses Nesterov momentum 0.9.
     learning_rate : float, default=1e-3
+        The base learning rate (> 0, finite), which ``lr_schedule`` scales.
     weight_decay : float, default=0.0
-    batch_size : int, default=8
-        Images (or patches) per step.
-    max_epochs : int, default=50
-        Passes over the training images.
-    patch_size : int, (int, int) or None, default=None
-        Train on random crops of this size; None trains on whole images. An
-        epoch then draws from each image as many patches as cover its area
-        once (``round(H * W / (h * w))``, at least one).
-    augment : augmenter, list of augmenters, Pipeline of augmenters or None, default=None
+        L2 penalty of the optimizer (>= 0, finite); decoupled for "adamw".
+    batch_size : "auto" or int, default="auto"
+        Images (or patches) per step. "auto" fills the device's step budget
+        with patches, covers at most 5 % of the training pixels per step and
+        takes at least 2 (nnU-Net's rules); see ``batch_size_``.
+    max_epochs : "auto" or int, default="auto"
+        Passes over the training images. "auto" is 50, or as many as
+        ``max_time`` allows when it is set.
+    max_time : float or None, default=None
+        Training budget in seconds: train until it is spent (checked after
+        every step), with the learning-rate schedule laid over the budget
+        (a one-cycle or cosine schedule reaches its end when the time runs
+        out), then keep the weights of the last step (or the best on
+        validation with ``early_stopping``). With an explicit ``max_epochs``
+        training stops at whichever comes first. Validation and the
+        fingerprint count in the budget; the last validation runs after it.
+    patch_size : "auto", int, (int, int) or None, default="auto"
+        Train on random crops of this size; None trains on whole images.
+        "auto" takes the median image, shrunk until a step of the smallest
+        batch fits the device's budget (nnU-Net's rule), or whole images when
+        the largest fits; see ``patch_size_``. An epoch draws from each image
+        as many patches as cover its area once (``round(H * W / (h * w))``,
+        at least one). A patch larger than an image takes the whole image
+        along that axis (a warning says so); a batch of different sizes is
+        padded and padded pixels count in no loss.
+    normalize : {"auto", "zscore", "minmax", "imagenet"} or None, default="auto"
+        Intensity normalisation on the device, after augmentation and before
+        the network, with statistics of the training set stored in
+        ``normalization_`` and applied at predict too. "zscore" (and "auto",
+        as nnU-Net does for images other than CT) subtracts each channel's
+        mean and divides by its standard deviation; "minmax" maps each
+        channel's 0.5 and 99.5 percentiles to 0 and 1; "imagenet" uses the
+        ImageNet statistics of RGB images in [0, 1]; None feeds the network
+        the scaled images as they are (uint8 / 255, ...).
+    augment : "auto", augmenter, list of augmenters, Pipeline of augmenters or None, default="auto"
         Data augmentation from :mod:`sksegment.augmentation`, applied per
         batch on the device during training only, after any augmenters
-        attached by earlier Pipeline steps.
+        attached by earlier Pipeline steps. "auto" flips and turns by
+        multiples of 90 degrees (``RandomFlip`` and ``RandomRotate90``),
+        unless earlier Pipeline steps attached random augmenters (then it
+        adds none); None adds none.
     lr_schedule : {"constant", "cosine", "onecycle", "plateau"}, default="constant"
-        Learning-rate schedule over ``max_epochs``; "plateau" halves the rate
-        when the validation score (or the training loss) has not improved for
-        ``n_iter_no_change // 2`` epochs.
+        Learning-rate schedule over ``max_epochs`` (or ``max_time``);
+        "plateau" halves the rate when the validation score (or the training
+        loss) has not improved for ``n_iter_no_change // 2`` epochs.
     warmup_epochs : int, default=0
         Epochs of linear learning-rate warm-up.
     early_stopping : bool, default=False
@@ -158,7 +203,11 @@ class CNNSegmenter(BaseEstimator):
     validation_fraction : float, default=0.1
         Share of whole images held out for early stopping.
     n_iter_no_change : int, default=10
+        Epochs without an improvement of the validation score by more than
+        ``tol`` after which ``early_stopping`` stops (>= 1).
     tol : float, default=1e-4
+        Smallest rise of the validation score that counts as an improvement
+        for ``early_stopping`` (>= 0, finite).
     scoring : str or callable, default="mean_iou"
         What ``score`` returns and early stopping watches: a name from
         :func:`sksegment.metrics.get_scorer_names` or a callable
@@ -171,14 +220,23 @@ class CNNSegmenter(BaseEstimator):
     compile : bool, default=False
         Use ``torch.compile``, falling back with a warning where it fails.
     foreground_oversampling : float, default=0.0
-        With ``patch_size``, the share of patches centred on a pixel that is
-        not background (``classes_[0]``).
+        With patches, the share of patches centred on a pixel that is not
+        background (``classes_[0]``).
+    postprocess : None, "auto" or dict, default=None
+        Post-processing of the predicted label images by connected
+        components (:mod:`sksegment.postprocessing`), applied by ``predict``
+        (not ``predict_proba``). "auto" tries each step on the validation
+        data (``X_val`` or the ``early_stopping`` split, which it needs) and
+        keeps those that raise the mean Dice and make no class worse, as
+        nnU-Net does; a dict gives the steps explicitly, for example
+        ``{"remove_small": 64, "fill_holes": True}``. See
+        ``postprocessing_``.
     tiling : {"auto", True, False}, default="auto"
         Predict large images in overlapping tiles blended with a Gaussian
         window; "auto" tiles images above a size budget.
     tile_size : int, (int, int) or None, default=None
-        Tile size for tiled prediction (None: 256, or ``patch_size`` where
-        that is larger).
+        Tile size for tiled prediction (None: 256, or the training patch
+        where that is larger).
     tile_overlap : float, default=0.25
         Overlap of neighbouring tiles, in [0, 1).
     tta : bool, default=False
@@ -194,11 +252,14 @@ class CNNSegmenter(BaseEstimator):
         "auto" (CUDA when available, else CPU) or a torch device string.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batch order, patches and augmentation. The same seed
-        on the CPU gives identical weights and predictions. A continued fit
-        (``warm_start=True`` or ``partial_fit``) draws on from where the
-        previous call stopped, so each call sees new batches.
+        on the CPU gives identical weights and predictions (without
+        ``max_time``, whose stopping point depends on the machine's speed).
+        A continued fit (``warm_start=True`` or ``partial_fit``) draws on
+        from where the previous call stopped, so each call sees new batches.
     verbose : int, default=0
-        0 is silent; 1 shows a progress bar and one line per epoch.
+        0 is silent; 1 prints the data-driven choices, and shows a progress
+        bar and one line per epoch while training (``predict`` and
+        ``score`` stay silent); 2 also shows progress bars of prediction.
 
     Attributes
     ----------
@@ -209,13 +270,32 @@ class CNNSegmenter(BaseEstimator):
         Channels of the training images.
     input_dtype_ : numpy.dtype
         Dtype of the training images (it sets the intensity scaling).
+    fingerprint_ : dict
+        What the data-driven choices were made from: image sizes (median,
+        smallest, largest), channels, dtype, per-channel intensity statistics
+        (after the dtype scaling), class pixel frequencies and the device.
+    patch_size_ : (int, int) or None
+        The training patch (None: whole images).
+    batch_size_ : int
+    depth_ : int
+        Downsampling steps of the built-in network (for a custom network,
+        ``2 ** depth_`` is the padding multiple unless it declares
+        ``downsampling_factor``).
+    norm_ : str or None
+        Normalisation layers of the built-in network.
+    normalization_ : dict or None
+        ``{"kind", "shift", "scale"}``: inputs are ``(x - shift) / scale``
+        per channel after the dtype scaling.
+    postprocessing_ : sksegment.postprocessing.PostProcessor or None
+        What ``predict`` applies to the label images.
     model_ : torch.nn.Module
         The trained network (in eval mode).
     device_ : torch.device
         Where it was trained.
     history_ : list of dict
-        One entry per epoch: epoch, train_loss, lr, seconds, and val_score
-        when there is validation data.
+        One entry per epoch: epoch, train_loss, lr, seconds, time (training
+        seconds so far), val_score when there is validation data, and steps
+        and n_batches for an epoch that ``max_time`` cut short.
     loss_curve_ : list of float
         Training loss of each epoch.
     n_iter_ : int
@@ -277,18 +357,20 @@ class CNNSegmenter(BaseEstimator):
     True
     """
 
-    def __init__(self, model="unet", depth=4, width=16, loss="cross_entropy", loss_params=None,
-                 class_weight=None, ignore_index=None, optimizer="adam", learning_rate=1e-3,
-                 weight_decay=0.0, batch_size=8, max_epochs=50, patch_size=None, augment=None,
+    def __init__(self, model="unet", depth="auto", width=16, norm="auto", loss="cross_entropy",
+                 loss_params=None, class_weight=None, ignore_index=None, optimizer="adam",
+                 learning_rate=1e-3, weight_decay=0.0, batch_size="auto", max_epochs="auto",
+                 max_time=None, patch_size="auto", normalize="auto", augment="auto",
                  lr_schedule="constant", warmup_epochs=0, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, scoring="mean_iou",
                  max_grad_norm=None, precision="auto", compile=False,
-                 foreground_oversampling=0.0, tiling="auto", tile_size=None, tile_overlap=0.25,
-                 tta=False, checkpoint_dir=None, resume=False, warm_start=False, device="auto",
-                 random_state=None, verbose=0):
+                 foreground_oversampling=0.0, postprocess=None, tiling="auto", tile_size=None,
+                 tile_overlap=0.25, tta=False, checkpoint_dir=None, resume=False,
+                 warm_start=False, device="auto", random_state=None, verbose=0):
         self.model = model
         self.depth = depth
         self.width = width
+        self.norm = norm
         self.loss = loss
         self.loss_params = loss_params
         self.class_weight = class_weight
@@ -298,7 +380,9 @@ class CNNSegmenter(BaseEstimator):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.max_time = max_time
         self.patch_size = patch_size
+        self.normalize = normalize
         self.augment = augment
         self.lr_schedule = lr_schedule
         self.warmup_epochs = warmup_epochs
@@ -311,6 +395,7 @@ class CNNSegmenter(BaseEstimator):
         self.precision = precision
         self.compile = compile
         self.foreground_oversampling = foreground_oversampling
+        self.postprocess = postprocess
         self.tiling = tiling
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
@@ -336,6 +421,10 @@ class CNNSegmenter(BaseEstimator):
     def _validate_params(self):
         validate_params(type(self).__name__, self.get_params(deep=False), _PARAMETERS)
         check_ignore_index(self.ignore_index)
+        if self.norm != "auto" and not isinstance(self.model, str):
+            raise ValueError(f"norm={self.norm!r} applies to the built-in networks only; a "
+                             "custom model brings its own normalisation layers: leave "
+                             "norm='auto'.")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir: the folder whose checkpoint.pt "
                              "the fit continues from.")
@@ -416,7 +505,6 @@ class CNNSegmenter(BaseEstimator):
         else:
             self._set_classes(images, masks, ignore, incremental)
         codec = LabelCodec(self.classes_, ignore)
-        self._warn_large_patch(images)
 
         device = _training.resolve_device(self.device)
         run["device"] = device
@@ -433,42 +521,60 @@ class CNNSegmenter(BaseEstimator):
                         if device.type == "cuda" else [])
         with torch.random.fork_rng(devices=fork_devices):
             _training.seed_torch(seed, device)
-            if continuing:
-                model = copy.deepcopy(self.model_).to(device)
-            else:
-                model = self._build_model().to(device)
+            # the segmenter's own augmenters (a standardiser among them is
+            # fitted here, after the deterministic ops attached to X)
+            augment = self.augment
+            if augment == "auto":  # the defaults, unless a Pipeline attached augmenters
+                augment = (None if len(chain) > len(chain.deterministic())
+                           else _planning.default_augmenters())
+            self._augment_chain = make_chain(augment, X=X)
+            full_chain = _join_chains(chain, self._augment_chain)
+            counts = _training.count_pixels(masks, codec, self.n_classes_)
+            if not continuing:
+                reasons = self._plan(images, counts, full_chain.deterministic(), device)
+                if self.verbose:
+                    self._print_plan(reasons)
+            self._warn_large_patch(images)
+
+            model = (copy.deepcopy(self.model_) if continuing else self._build_model()).to(device)
             run["model"] = model
             channels_last = device.type == "cuda"
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
             pad_multiple = self._pad_multiple(model)
-            _check_model_output(model, self.n_channels_in_, self.n_classes_, pad_multiple, device)
+            _training.check_model_output(model, self.n_channels_in_, self.n_classes_,
+                                         pad_multiple, device)
             check_tile_size(self.tile_size, (pad_multiple, pad_multiple))
+            loss_fn = self._make_loss(counts, device)
 
-            loss_fn = self._make_loss(masks, codec, device)
-
-            # the segmenter's own augmenters (a standardiser among them is
-            # fitted here, after the deterministic ops attached to X)
-            self._augment_chain = make_chain(self.augment, X=X)
-            full_chain = _join_chains(chain, self._augment_chain)
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
             prepare = _training.BatchPreparer(codec, device, pad_multiple, full_chain, generator,
-                                              channels_last)
+                                              channels_last, self._normalizer())
 
             self.model_ = model  # validation during training predicts with it
             self.device_ = device
             train_idx, validate = self._validation_setup(images, masks, X_val, y_val, rng,
                                                          full_chain, model)
-            sampler = BatchSampler(images, masks, self.batch_size, self.patch_size,
+            if self.postprocess == "auto" and validate is None:
+                raise ValueError("postprocess='auto' chooses its steps on validation data: "
+                                 "pass X_val and y_val to fit, set early_stopping=True (it holds "
+                                 "out validation_fraction of the images), or give the steps "
+                                 "as a dict.")
+            sampler = BatchSampler(images, masks, self.batch_size_, self.patch_size_,
                                    self.foreground_oversampling, background=self.classes_[0],
                                    ignore_label=ignore)
-            epochs = self.max_epochs if n_epochs is None else n_epochs
+            epochs = n_epochs if n_epochs is not None else (
+                self.max_epochs if self.max_epochs != "auto"
+                else _planning.MAX_EPOCHS if self.max_time is None else _planning.UNBOUNDED)
+            schedule_epochs = (epochs if self.max_epochs != "auto" or self.max_time is None
+                               else math.inf)
             trainer = _training.Trainer(
                 model, loss_fn, device=device, optimizer=self.optimizer,
                 learning_rate=self.learning_rate, weight_decay=self.weight_decay,
                 lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs,
-                max_epochs=epochs, plateau_patience=max(1, self.n_iter_no_change // 2),
+                max_epochs=schedule_epochs, max_time=self.max_time,
+                plateau_patience=max(1, self.n_iter_no_change // 2),
                 precision=self.precision, compile=self.compile,
                 max_grad_norm=self.max_grad_norm)
             run["trainer"] = trainer
@@ -478,18 +584,22 @@ class CNNSegmenter(BaseEstimator):
                 trainer.load_state_dict(copy.deepcopy(previous["trainer"]))
                 log.load_state_dict(copy.deepcopy(previous["log"]))
                 trainer.schedule.max_epochs = max(trainer.schedule.max_epochs,
-                                                  len(log.history) + epochs)
+                                                  len(log.history) + schedule_epochs)
+                trainer.schedule.max_time = self.max_time
 
             meta = {"classes": self.classes_.tolist(), "n_channels": int(self.n_channels_in_),
                     "network": type(model).__name__}
+            time_offset = 0.0
             if self.resume and checkpoint is not None and os.path.exists(checkpoint):
-                epochs = _resume(checkpoint, meta, trainer, log, rng, epochs)
+                epochs = _checkpoint.resume(checkpoint, meta, trainer, log, rng, epochs)
+                time_offset = log.train_time
 
             interrupted = _training.run_epochs(
                 trainer, sampler, prepare, rng, log, n_epochs=epochs, train_indices=train_idx,
                 validate=validate, early_stopping=self.early_stopping and validate is not None,
                 n_iter_no_change=self.n_iter_no_change, tol=self.tol, generator=generator,
-                checkpoint_path=checkpoint, checkpoint_meta=meta, verbose=self.verbose)
+                checkpoint_path=checkpoint, checkpoint_meta=meta, verbose=self.verbose,
+                max_time=self.max_time, time_offset=time_offset)
 
         self._store_log(log)
         log.best_state = None  # restored already; frees its memory
@@ -499,18 +609,70 @@ class CNNSegmenter(BaseEstimator):
         self._train_state = ({"trainer": _checkpoint.to_cpu(trainer.state_dict()),
                               "log": log.state_dict()} if keep else None)
         _training.discard(None, trainer)
+        self.postprocessing_ = self._choose_postprocessing(validate)
         self.interrupted_ = interrupted
         self._rng = rng
 
+    def _plan(self, images, counts, deterministic_chain, device):
+        """The data-driven choices: fingerprint_, patch_size_, batch_size_,
+        depth_, norm_ and normalization_."""
+        transform = ((lambda x: deterministic_chain(x, None, training=False)[0])
+                     if len(deterministic_chain) else None)
+        stats = intensity_statistics(images, transform, device)
+        self.fingerprint_ = dict(_planning.data_fingerprint(images, counts, self.classes_, stats),
+                                 device=_planning.device_fingerprint(device))
+        choice = _planning.plan(self.fingerprint_, self.fingerprint_["device"],
+                                patch_size=self.patch_size, depth=self.depth,
+                                batch_size=self.batch_size, width=self.width,
+                                n_classes=self.n_classes_)
+        self.patch_size_ = choice["patch_size"]
+        self.batch_size_ = choice["batch_size"]
+        self.depth_ = choice["depth"]
+        self.norm_ = (_planning.norm_for(self.batch_size_) if self.norm == "auto"
+                      else self.norm)
+        kind = "zscore" if self.normalize == "auto" else self.normalize
+        self.normalization_ = (None if kind is None
+                               else make_normalization(kind, stats, self.n_channels_in_))
+        if kind is None:
+            _warn_unscaled(stats)
+        return choice["reasons"]
+
+    def _print_plan(self, reasons):
+        fp = self.fingerprint_
+        normalization = self.normalization_["kind"] if self.normalization_ else None
+        lines = [(f"{fp['n_images']} images, median size {fp['shape_median']}, "
+                  f"{fp['n_channels']} channel(s), {fp['dtype']}; device {fp['device']['name']}"),
+                 *reasons, f"norm {self.norm_!r}, normalize {normalization!r}"]
+        print("\n".join("sksegment: " + line for line in lines), file=sys.stderr, flush=True)
+
+    def _normalizer(self):
+        n = getattr(self, "normalization_", None)
+        return None if n is None else Normalizer(n)
+
+    def _choose_postprocessing(self, validate):
+        if self.postprocess is None:
+            return None
+        from . import postprocessing
+
+        if self.postprocess != "auto":
+            return postprocessing.from_options(self.postprocess, self.n_classes_)
+        images, masks, chain = validate.data
+        codec = LabelCodec(self.classes_, check_ignore_index(self.ignore_index))
+        pred = [p for p in self._predict_images(images, chain, "labels", verbose=0)]
+        truth = [codec.encode(masks[i][None], "cpu")[0].numpy() for i in range(len(masks))]
+        chosen, self.postprocessing_report_ = postprocessing.select_postprocessing(
+            truth, pred, self.n_classes_)
+        return chosen
+
     def _warn_large_patch(self, images):
-        if self.patch_size is None:
+        if self.patch_size_ is None:
             return
-        patch = check_size(self.patch_size, "patch_size")
+        patch = self.patch_size_
         largest = tuple(max(image_shape(images, i)[axis] for i in range(len(images)))
                         for axis in (0, 1))
         if patch[0] > largest[0] or patch[1] > largest[1]:
             warnings.warn(
-                f"patch_size={self.patch_size!r} is larger than the largest training image "
+                f"patch_size={patch!r} is larger than the largest training image "
                 f"{largest} (height, width): along that axis each patch is the whole image. "
                 "A batch of images of different sizes is padded, and padded pixels count in "
                 "no loss.", UserWarning, stacklevel=4)
@@ -556,10 +718,9 @@ class CNNSegmenter(BaseEstimator):
         self.n_channels_in_ = n_channels(images)
         self.input_dtype_ = (images[0] if isinstance(images, list) else images).dtype
 
-    def _make_loss(self, masks, codec, device):
+    def _make_loss(self, counts, device):
         weights = None
         if self.class_weight is not None:
-            counts = _training.count_pixels(masks, codec, self.n_classes_)
             weights = torch.as_tensor(
                 compute_class_weight(self.class_weight, self.classes_, counts),
                 dtype=torch.float32, device=device)
@@ -580,11 +741,12 @@ class CNNSegmenter(BaseEstimator):
     def _build_model(self):
         if isinstance(self.model, torch.nn.Module):
             return copy.deepcopy(self.model)
-        return build_model(self.model, self.n_channels_in_, self.n_classes_, self.depth,
-                           self.width)
+        extra = {"norm": self.norm_} if isinstance(self.model, str) else {}
+        return build_model(self.model, self.n_channels_in_, self.n_classes_, self.depth_,
+                           self.width, **extra)
 
     def _pad_multiple(self, model):
-        default = 2 ** self.depth if not isinstance(self.model, str) else 1
+        default = 2 ** self.depth_ if not isinstance(self.model, str) else 1
         return int(downsampling_factor(model, default))
 
     def _validation_setup(self, images, masks, X_val, y_val, rng, chain, model):
@@ -618,7 +780,12 @@ class CNNSegmenter(BaseEstimator):
     def _make_validate(self, images, masks, chain):
         scorer = self._get_scorer()
         view = _ValidationView(self, images, chain)
-        return lambda: scorer(view, images, masks)
+
+        def validate():
+            return scorer(view, images, masks)
+
+        validate.data = (images, masks, chain)  # for post-processing chosen on them
+        return validate
 
     def _get_scorer(self):
         return get_scorer(self.scoring) if isinstance(self.scoring, str) else self.scoring
@@ -645,19 +812,26 @@ class CNNSegmenter(BaseEstimator):
         device = next(model.parameters()).device if any(True for _ in model.parameters()) \
             else torch.device("cpu")
 
+        normalize = self._normalizer()
+
         def transform(x):
-            return chain(x, None, training=False)[0]
+            if len(chain):
+                x = chain(x, None, training=False)[0]
+            return x if normalize is None else normalize(x)
 
         tile_size = self.tile_size
-        if tile_size is None and self.patch_size is not None:
+        if tile_size is None and self.patch_size_ is not None:
             # a fully convolutional net predicts larger tiles than its patches
             # well, and fewer tiles cost less
-            tile_size = tuple(max(p, 256) for p in np.broadcast_to(self.patch_size, 2).tolist())
+            tile_size = tuple(max(p, 256) for p in self.patch_size_)
+        # progress bars of prediction at verbose >= 2 only (1 is training progress)
+        verbose = max(0, self.verbose - 1) if verbose is None else verbose
         return iter_predictions(
-            model, images, device=device, output=output, batch_size=self.batch_size,
-            pad_multiple=self._pad_multiple(model), transform=transform if len(chain) else None,
+            model, images, device=device, output=output, batch_size=self.batch_size_,
+            pad_multiple=self._pad_multiple(model),
+            transform=transform if len(chain) or normalize is not None else None,
             tiling=self.tiling, tile_size=tile_size, tile_overlap=self.tile_overlap,
-            tta=self.tta, verbose=self.verbose if verbose is None else verbose)
+            tta=self.tta, verbose=verbose)
 
     def predict(self, X):
         """Label images for ``X``.
@@ -674,7 +848,11 @@ class CNNSegmenter(BaseEstimator):
             when the images differ in size.
         """
         images, chain = self._check_predict_input(X)
-        return _collect(self._predict_images(images, chain, "labels"), images, self.classes_)
+        labels = self._predict_images(images, chain, "labels")
+        post = getattr(self, "postprocessing_", None)
+        if post is not None:
+            labels = (post.apply(p) for p in labels)
+        return _collect(labels, images, self.classes_)
 
     def predict_proba(self, X):
         """Per-pixel class probabilities for ``X``.
@@ -733,10 +911,12 @@ class CNNSegmenter(BaseEstimator):
         -----
         The network takes float32 ``(N, C, H, W)``: multiply the raw image by
         ``input_scale`` from the JSON file (1/255 for uint8 training images),
-        move channels first, and pad H and W up to multiples of
-        ``pad_multiple``. Crop its logits back and take
-        ``classes[logits.argmax(1)]``. Deterministic preprocessing steps of a
-        Pipeline (such as an intensity standardiser) must be applied first.
+        apply deterministic preprocessing steps of a Pipeline (such as an
+        intensity standardiser), then the ``normalization`` (when not null:
+        ``(x - shift[c]) / scale[c]`` for each channel ``c``), move channels
+        first, and pad H and W up to multiples of ``pad_multiple``. Crop its
+        logits back and take ``classes[logits.argmax(1)]``. The same holds
+        for TorchScript and ONNX files.
         """
         from ._data import intensity_scale
         from ._export import export_network
@@ -746,7 +926,8 @@ class CNNSegmenter(BaseEstimator):
             self.model_, path, format=format, n_channels=self.n_channels_in_,
             pad_multiple=self._pad_multiple(self.model_),
             metadata={"classes": self.classes_.tolist(),
-                      "input_scale": intensity_scale(self.input_dtype_)})
+                      "input_scale": intensity_scale(self.input_dtype_),
+                      "normalization": self.normalization_})
 
     # ------------------------------------------------------------------ #
     # pickling: a model fitted on CUDA loads on a CPU-only machine
@@ -765,7 +946,7 @@ class CNNSegmenter(BaseEstimator):
         model = getattr(self, "model_", None)
         device = getattr(self, "device_", None)
         if model is not None and device is not None:
-            target = _load_device(device)
+            target = _training.unpickled_device(device)
             if target.type != "cpu":
                 self.model_ = model.to(target)
 
@@ -795,58 +976,15 @@ def _versions():
             "scikit-learn": sklearn.__version__}
 
 
-def _load_device(device):
-    """Where an unpickled network goes: the device it was fitted on when this
-    machine has it; else cuda:0 (with a warning) for a missing GPU index; else
-    the CPU (a model fitted on CUDA predicts on a machine without one)."""
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        warnings.warn(f"This segmenter was fitted on {device}, which this machine does not "
-                      f"have ({torch.cuda.device_count()} CUDA device(s)); its network is "
-                      "placed on cuda:0.", UserWarning, stacklevel=3)
-        return torch.device("cuda", 0)
-    return device
-
-
-def _resume(path, meta, trainer, log, rng, epochs):
-    """Load the checkpoint at ``path`` into the live objects; returns the
-    epochs left to run."""
-    state = _checkpoint.read_checkpoint(path, meta)
-    _checkpoint.load_into(path, "network and optimizer",
-                          lambda: trainer.load_state_dict(state["trainer"]))
-    _checkpoint.load_into(path, "training log", lambda: log.load_state_dict(state["log"]))
-    _checkpoint.load_into(path, "random state",
-                          lambda: _checkpoint.set_rng_state(rng, state["rng"]))
-    return max(0, epochs - len(log.history))
-
-
-def _check_model_output(model, n_channels_in, n_classes, pad_multiple, device):
-    """One small forward pass before training: the network must map
-    (N, C, H, W) to logits (N, n_classes, H, W)."""
-    side = pad_multiple * max(1, -(-32 // pad_multiple))
-    x = torch.zeros(2, n_channels_in, side, side, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x)
-    except Exception as exc:
-        raise ValueError(f"The model failed on a test input of shape {tuple(x.shape)} "
-                         f"(N, C, H, W): {type(exc).__name__}: {exc}") from exc
-    finally:
-        model.train(was_training)
-    if not isinstance(out, torch.Tensor) or out.ndim != 4:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"The model must return logits of shape (N, K, H, W); for an input of "
-                         f"shape {tuple(x.shape)} it returned {got}.")
-    if out.shape[1] != n_classes:
-        raise ValueError(f"The model gives {out.shape[1]} output channel(s), but y has "
-                         f"{n_classes} classes: the network must output one logit channel "
-                         "per class (for a factory model, use its n_classes argument).")
-    if tuple(out.shape[2:]) != (side, side) or out.shape[0] != 2:
-        raise ValueError(f"The model must keep N, H and W: for an input of shape "
-                         f"{tuple(x.shape)} it returned {tuple(out.shape)}.")
+def _warn_unscaled(stats):
+    """normalize=None: say so when the network would see values far outside
+    [0, 1] (float images in 0-255, say)."""
+    low, high = min(stats["min"]), max(stats["max"])
+    if high > 10 or low < -10:
+        warnings.warn(
+            f"X holds values from {low:.4g} to {high:.4g} and normalize=None, so the network "
+            "sees them as they are; scale the images to about [0, 1] (float images in 0-255: "
+            "divide by 255) or set normalize='auto'.", UserWarning, stacklevel=5)
 
 
 def _join_chains(first, second):

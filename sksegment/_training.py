@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from ._checkpoint import rng_state, save_checkpoint, to_cpu
 from ._data import IGNORE, to_tensor
 
+#: The clock of time budgets (a module attribute, so that tests can replace it).
+_clock = time.perf_counter
+
 #: Times a non-finite loss or gradient is answered by restoring the last good
 #: state and halving the learning rate before fit gives up.
 MAX_NONFINITE_RETRIES = 5
@@ -84,25 +87,36 @@ def make_optimizer(name, parameters, learning_rate, weight_decay):
 
 
 class Schedule:
-    """Learning rate as a function of (fractional) epoch.
+    """Learning rate as a function of training progress.
 
-    ``constant``, ``cosine`` (to 1 % of the base rate at ``max_epochs``),
-    ``onecycle`` (linear rise to the base rate over the first 30 %, cosine
-    fall to 0.04 % of it) and ``plateau`` (halved when the monitored figure
-    has not improved for ``patience`` epochs). ``warmup_epochs`` ramps the rate
-    linearly from 1 % of its value first.
+    Progress is the fraction of ``max_epochs`` done or, with ``max_time``,
+    of the time budget spent, whichever is further: a schedule laid over a
+    time budget reaches its end when the time runs out. ``constant``,
+    ``cosine`` (to 1 % of the base rate at the end), ``onecycle`` (linear rise
+    to the base rate over the first 30 %, cosine fall to 0.04 % of it) and
+    ``plateau`` (halved when the monitored figure has not improved for
+    ``patience`` epochs). ``warmup_epochs`` ramps the rate linearly from 1 %
+    of its value over the first epochs.
     """
 
-    def __init__(self, kind, base_lr, max_epochs, warmup_epochs=0, patience=5):
+    def __init__(self, kind, base_lr, max_epochs, warmup_epochs=0, patience=5, max_time=None):
         self.kind, self.base_lr, self.max_epochs = kind, base_lr, max(max_epochs, 1)
-        self.warmup_epochs, self.patience = warmup_epochs, patience
+        self.warmup_epochs, self.patience, self.max_time = warmup_epochs, patience, max_time
         self.scale = 1.0  # plateau halvings and non-finite-loss halvings
         self._best = -math.inf
         self._bad_epochs = 0
 
-    def lr(self, t):
+    def progress(self, t, elapsed=0.0):
+        """Fraction of the schedule done after ``t`` (fractional) epochs and
+        ``elapsed`` seconds."""
+        frac = t / self.max_epochs
+        if self.max_time is not None:
+            frac = max(frac, elapsed / self.max_time)
+        return min(frac, 1.0)
+
+    def lr(self, t, elapsed=0.0):
         lr = self.base_lr * self.scale
-        frac = min(t / self.max_epochs, 1.0)
+        frac = self.progress(t, elapsed)
         if self.kind == "cosine":
             lr *= 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac))
         elif self.kind == "onecycle":
@@ -153,12 +167,14 @@ def pad_batch(x, y, multiple):
 
 
 class BatchPreparer:
-    """NumPy batch -> device tensors: convert, encode labels, augment, pad."""
+    """NumPy batch -> device tensors: convert, encode labels, augment,
+    normalise, pad."""
 
     def __init__(self, codec, device, pad_multiple=1, chain=None, generator=None,
-                 channels_last=False):
+                 channels_last=False, normalize=None):
         self.codec, self.device, self.pad_multiple = codec, device, pad_multiple
         self.chain, self.generator, self.channels_last = chain, generator, channels_last
+        self.normalize = normalize
 
     def __call__(self, x_np, y_np, valid=None, training=True):
         x = to_tensor(x_np, self.device)
@@ -167,6 +183,8 @@ class BatchPreparer:
             y = y.masked_fill(~torch.from_numpy(valid).to(self.device), IGNORE)
         if self.chain is not None:
             x, y = self.chain(x, y, generator=self.generator, training=training)
+        if self.normalize is not None:
+            x = self.normalize(x)
         x, y = pad_batch(x, y, self.pad_multiple)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -200,11 +218,12 @@ class Trainer:
 
     def __init__(self, model, loss_fn, *, device, optimizer="adam", learning_rate=1e-3,
                  weight_decay=0.0, lr_schedule="constant", warmup_epochs=0, max_epochs=1,
-                 plateau_patience=5, precision="auto", compile=False, max_grad_norm=None):
+                 max_time=None, plateau_patience=5, precision="auto", compile=False,
+                 max_grad_norm=None):
         self.model, self.loss_fn, self.device = model, loss_fn, device
         self.optimizer = make_optimizer(optimizer, model.parameters(), learning_rate, weight_decay)
         self.schedule = Schedule(lr_schedule, learning_rate, max_epochs, warmup_epochs,
-                                 plateau_patience)
+                                 plateau_patience, max_time)
         self.autocast_dtype, use_scaler = resolve_precision(precision, device)
         self.scaler = _grad_scaler() if use_scaler else None
         self.max_grad_norm = max_grad_norm
@@ -333,6 +352,7 @@ class TrainingLog:
         self.best_state = None
         self.no_improvement = 0
         self.best_loss = math.inf
+        self.train_time = 0.0  # seconds of training over every call
 
     def state_dict(self):
         return dict(vars(self))
@@ -351,12 +371,19 @@ def _restore(trainer, snapshot):
 
 def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=None,
                validate=None, early_stopping=False, n_iter_no_change=10, tol=1e-4,
-               generator=None, checkpoint_path=None, checkpoint_meta=None, verbose=0):
-    """Train for up to ``n_epochs`` more epochs.
+               generator=None, checkpoint_path=None, checkpoint_meta=None, verbose=0,
+               max_time=None, time_offset=0.0):
+    """Train for up to ``n_epochs`` more epochs, or until ``max_time`` seconds
+    (counted from ``time_offset``, the seconds an interrupted run already
+    spent) are spent.
 
     ``validate`` (or None) returns a score, greater is better. With
     ``early_stopping`` the loop stops after ``n_iter_no_change`` epochs whose
     score did not beat the best by ``tol``, and the best weights are put back.
+    The time budget is checked after every step: when it is spent, the epoch
+    ends there (its history entry has ``"steps"`` < ``"n_batches"``), is
+    validated and recorded, and training stops with the weights of that last
+    step (or the best on validation).
     Each epoch first draws a seed from ``rng`` (a NumPy RandomState) and seeds
     torch and ``generator`` (the augmentation generator) with it, so the
     NumPy state alone decides the rest of a run: a checkpoint stores it, and
@@ -367,9 +394,16 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     interrupted = False
     start_epoch = len(log.history)
     snapshot = None
+    clock = _clock
+    call_start = clock()
+    time_before = log.train_time
+
+    def elapsed():  # seconds of the budget spent
+        return time_offset + clock() - call_start
+
     try:
         for epoch in range(start_epoch, start_epoch + n_epochs):
-            t0 = time.perf_counter()
+            t0 = clock()
             epoch_seed = int(rng.randint(np.iinfo(np.int32).max))
             seed_torch(epoch_seed, trainer.device)
             if generator is not None:
@@ -382,12 +416,15 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                 from tqdm.auto import tqdm
                 batches = tqdm(batches, total=n_batches, leave=False, desc=f"epoch {epoch + 1}")
             loss_sum = torch.zeros((), device=trainer.device)
-            n_done = 0
-            lr_epoch = trainer.schedule.lr(epoch)
+            n_done = steps = 0
+            out_of_time = False
+            lr_epoch = trainer.schedule.lr(epoch, elapsed())
             for b, (x_np, y_np, valid) in enumerate(batches):
-                trainer._set_lr(trainer.schedule.lr(epoch + b / n_batches))
+                trainer._set_lr(trainer.schedule.lr(epoch + b / n_batches, elapsed()))
                 x, y = prepare(x_np, y_np, valid)
                 loss = trainer.step(x, y)
+                steps += 1
+                out_of_time = max_time is not None and elapsed() >= max_time
                 if loss is None:
                     trainer.nonfinite_events += 1
                     if trainer.nonfinite_events > MAX_NONFINITE_RETRIES:
@@ -398,19 +435,28 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                     warnings.warn(
                         f"Non-finite loss or gradient at epoch {epoch + 1}: weights restored to "
                         f"the start of the epoch and learning rate halved to "
-                        f"{trainer.schedule.lr(epoch):.3g}.", RuntimeWarning, stacklevel=2)
-                    continue
-                loss_sum += loss
-                n_done += 1
+                        f"{trainer.schedule.lr(epoch, elapsed()):.3g}.", RuntimeWarning,
+                        stacklevel=2)
+                else:
+                    loss_sum += loss
+                    n_done += 1
+                if out_of_time:
+                    break
+            if hasattr(batches, "close"):
+                batches.close()
             train_loss = float(loss_sum) / max(n_done, 1)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr_epoch}
+            if out_of_time:
+                record.update(steps=steps, n_batches=n_batches)
             score = None
             if validate is not None:
                 model.eval()
                 score = float(validate())
                 record["val_score"] = score
                 log.validation_scores.append(score)
-            record["seconds"] = time.perf_counter() - t0
+            record["seconds"] = clock() - t0
+            log.train_time = time_before + clock() - call_start
+            record["time"] = log.train_time
             log.history.append(record)
             trainer.schedule.end_epoch(score if score is not None else -train_loss)
 
@@ -437,7 +483,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                     "log": to_cpu(log.state_dict()),
                     "rng": rng_state(rng),
                 })
-            if stop:
+            if stop or out_of_time:
                 break
     except KeyboardInterrupt:
         interrupted = True
@@ -454,6 +500,48 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
         model.load_state_dict(log.best_state)
     model.eval()
     return interrupted
+
+
+def check_model_output(model, n_channels_in, n_classes, pad_multiple, device):
+    """One small forward pass before training: the network must map
+    (N, C, H, W) to logits (N, n_classes, H, W)."""
+    side = pad_multiple * max(1, -(-32 // pad_multiple))
+    x = torch.zeros(2, n_channels_in, side, side, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:
+        raise ValueError(f"The model failed on a test input of shape {tuple(x.shape)} "
+                         f"(N, C, H, W): {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"The model must return logits of shape (N, K, H, W); for an input of "
+                         f"shape {tuple(x.shape)} it returned {got}.")
+    if out.shape[1] != n_classes:
+        raise ValueError(f"The model gives {out.shape[1]} output channel(s), but y has "
+                         f"{n_classes} classes: the network must output one logit channel "
+                         "per class (for a factory model, use its n_classes argument).")
+    if tuple(out.shape[2:]) != (side, side) or out.shape[0] != 2:
+        raise ValueError(f"The model must keep N, H and W: for an input of shape "
+                         f"{tuple(x.shape)} it returned {tuple(out.shape)}.")
+
+
+def unpickled_device(device):
+    """Where an unpickled network goes: the device it was fitted on when this
+    machine has it; else cuda:0 (with a warning) for a missing GPU index; else
+    the CPU (a model fitted on CUDA predicts on a machine without one)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        warnings.warn(f"This segmenter was fitted on {device}, which this machine does not "
+                      f"have ({torch.cuda.device_count()} CUDA device(s)); its network is "
+                      "placed on cuda:0.", UserWarning, stacklevel=3)
+        return torch.device("cuda", 0)
+    return device
 
 
 def discard(model=None, trainer=None):

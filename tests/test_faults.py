@@ -14,8 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from sksegment import CheckpointError, CNNSegmenter
-from sksegment._segmenter import _load_device
-from sksegment._training import NonFiniteLossError, Trainer, _clone_state, _restore
+from sksegment._training import (
+    NonFiniteLossError,
+    Trainer,
+    _clone_state,
+    _restore,
+    unpickled_device,
+)
 from sksegment.datasets import make_shapes
 
 TINY = dict(depth=2, width=4, batch_size=4, random_state=0, device="cpu")
@@ -139,7 +144,7 @@ def test_nan_guard_restores_batch_norm_statistics(data):
     X, y = data
     loss = CountingLoss(nan_at=(3,))
     with pytest.warns(RuntimeWarning, match="Non-finite"):
-        seg = CNNSegmenter(**TINY, max_epochs=2, loss=loss).fit(X, y)
+        seg = CNNSegmenter(**TINY, max_epochs=2, loss=loss, norm="batch").fit(X, y)
     buffers = [b for b in seg.model_.buffers() if b.is_floating_point()]
     assert buffers and all(torch.isfinite(b).all() for b in buffers)
     assert np.isfinite(seg.predict_proba(X)).all()
@@ -330,10 +335,10 @@ def test_unpickling_a_model_of_a_missing_gpu_falls_back(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.warns(UserWarning, match="cuda:0"):
-        assert _load_device(torch.device("cuda", 1)) == torch.device("cuda", 0)
-    assert _load_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
+        assert unpickled_device(torch.device("cuda", 1)) == torch.device("cuda", 0)
+    assert unpickled_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _load_device(torch.device("cuda", 1)) == torch.device("cpu")
+    assert unpickled_device(torch.device("cuda", 1)) == torch.device("cpu")
 
 
 @pytest.mark.cuda

@@ -262,7 +262,10 @@ def test_verbose_validation_draws_no_prediction_bars(shapes, capsys):
     assert "validation score" in out.err + out.out
     assert "predict" not in out.err + out.out
     seg.predict(X[6:8])
-    assert "predict" in capsys.readouterr().err  # a bar where the user asks for predictions
+    seg.score(X[6:8], y[6:8])
+    assert "predict" not in capsys.readouterr().err  # verbose=1 is training progress only
+    seg.set_params(verbose=2).predict(X[6:8])
+    assert "predict" in capsys.readouterr().err  # verbose=2 adds prediction bars
 
 
 # --------------------------------------------------------------------------- #

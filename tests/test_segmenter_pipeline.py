@@ -92,7 +92,7 @@ def test_standardizer_applies_at_fit_and_predict(shapes):
     np.testing.assert_array_equal(pipe.predict(Xf[32:]), seg.predict(Xf[32:]))
     # the standardised fit learns; shifting the test images by the same affine
     # map as the training images changes nothing
-    assert seg.score(Xf[32:], y[32:]) > 0.4
+    assert seg.score(Xf[32:], y[32:]) > 0.35
 
 
 def test_grid_search_over_augmentation(shapes):

@@ -339,6 +339,8 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
     meta = json.loads(Path(path + ".json").read_text())
     assert meta["classes"] == seg.classes_.tolist() and meta["pad_multiple"] == 4
     x = torch.from_numpy(X[8:10, None].astype(np.float32) * meta["input_scale"])
+    norm = meta["normalization"]
+    x = (x - norm["shift"][0]) / norm["scale"][0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         net = (torch.export.load(path).module() if fmt == "torch.export"
@@ -350,6 +352,8 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
 
 
 def test_onnx_export_runs_without_torch(data, tmp_path):
+    import json
+
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")  # torch.onnx.export's exporter needs it
     from onnx.reference import ReferenceEvaluator
@@ -361,6 +365,8 @@ def test_onnx_export_runs_without_torch(data, tmp_path):
     onnx.checker.check_model(model)
     # another batch size and an image size that is not the export example's
     x = (X[8:11, :20, :28, None].astype(np.float32) / 255).transpose(0, 3, 1, 2)
+    norm = json.loads(Path(path + ".json").read_text())["normalization"]
+    x = ((x - norm["shift"][0]) / norm["scale"][0]).astype(np.float32)
     logits = ReferenceEvaluator(model).run(None, {"image": x})[0]
     assert logits.shape == (3, 3, 20, 28)
     proba = np.exp(logits - logits.max(1, keepdims=True))

@@ -1,0 +1,167 @@
+"""Intensity normalisation: statistics of a training set, streamed, and the
+per-batch transform they define.
+
+Statistics are computed on what the network would see without normalisation:
+each batch converted by :func:`sksegment._data.to_tensor` (uint8 / 255, ...)
+and passed through the deterministic steps of the augmentation chain (an
+``IntensityStandardizer`` of a Pipeline, say). The images are read a batch
+at a time and converted on the device; no float copy of the data set is made.
+
+A normalisation is stored as plain numbers, ``{"kind", "shift", "scale"}``
+with one shift and scale per channel, and applied as ``(x - shift) / scale``
+on the device, after augmentation (photometric augmenters work on the
+unnormalised range) and before the network. The same numbers go into the
+export's JSON.
+"""
+
+import numpy as np
+import torch
+
+from ._data import image_shape, n_channels, to_tensor
+
+NORMALIZATIONS = ("zscore", "minmax", "imagenet")
+
+#: ImageNet channel means and standard deviations of RGB images in [0, 1].
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Pixels sampled per image for the percentiles (the means are exact).
+_SAMPLES_PER_IMAGE = 4096
+#: Pixels converted per step of the pass over the images.
+_BATCH_PIXELS = 1 << 22
+
+
+def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5, 99.5),
+                         random_state=0):
+    """Per-channel statistics of a set of images.
+
+    Parameters
+    ----------
+    images : ndarray (n, H, W, C) or list of (H, W, C) arrays
+        As returned by :func:`sksegment._data.check_images`.
+    transform : callable or None
+        Deterministic ``x -> x`` on float tensors ``(N, C, H, W)`` applied
+        after the conversion.
+    device : torch.device or str
+        Where the batches are converted.
+    percentiles : tuple of float
+        Percentiles to estimate from a sample of ``4096`` pixels per image.
+    random_state : int
+        Seeds the pixel sample.
+
+    Returns
+    -------
+    stats : dict
+        ``mean``, ``std``, ``min``, ``max`` (exact) and ``percentiles``
+        (a dict from each percentile to its per-channel values), each a
+        list of one float per channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sksegment._normalization import intensity_statistics
+    >>> images = np.full((2, 4, 4, 1), 51, dtype=np.uint8)
+    >>> stats = intensity_statistics(images)
+    >>> round(stats["mean"][0], 3), round(stats["std"][0], 3)
+    (0.2, 0.0)
+    """
+    rng = np.random.RandomState(random_state)
+    c = n_channels(images)
+    total = torch.zeros(c, dtype=torch.float64)
+    total_sq = torch.zeros(c, dtype=torch.float64)
+    low = torch.full((c,), float("inf"), dtype=torch.float64)
+    high = torch.full((c,), -float("inf"), dtype=torch.float64)
+    count = 0
+    samples = []
+    for x in _batches(images, transform, device):
+        flat = x.permute(1, 0, 2, 3).reshape(c, -1).double()
+        total += flat.sum(1).cpu()
+        total_sq += flat.square().sum(1).cpu()
+        low = torch.minimum(low, flat.amin(1).cpu())
+        high = torch.maximum(high, flat.amax(1).cpu())
+        count += flat.shape[1]
+        take = min(flat.shape[1], _SAMPLES_PER_IMAGE * x.shape[0])
+        idx = torch.from_numpy(rng.choice(flat.shape[1], take, replace=False)).to(flat.device)
+        samples.append(flat[:, idx].float().cpu())
+    mean = total / count
+    var = (total_sq / count - mean.square()).clamp_(min=0)
+    sample = torch.cat(samples, dim=1).numpy()
+    return {"mean": mean.tolist(), "std": var.sqrt().tolist(), "min": low.tolist(),
+            "max": high.tolist(),
+            "percentiles": {float(q): np.percentile(sample, q, axis=1).tolist()
+                            for q in percentiles}}
+
+
+def _batches(images, transform, device):
+    """Float tensors (N, C, H, W) of the images, a few at a time."""
+    n = len(images)
+    i = 0
+    with torch.no_grad():
+        while i < n:
+            h, w = image_shape(images, i)
+            j = i + 1
+            if isinstance(images, np.ndarray):
+                j = min(n, i + max(1, _BATCH_PIXELS // (h * w)))
+                batch = images[i:j]
+            else:
+                batch = images[i][None]
+            x = to_tensor(batch, device)
+            yield transform(x) if transform is not None else x
+            i = j
+
+
+def make_normalization(kind, stats, n_channels_in):
+    """The stored form ``{"kind", "shift", "scale"}`` of a normalisation.
+
+    Parameters
+    ----------
+    kind : {"zscore", "minmax", "imagenet"}
+        "zscore": subtract the mean and divide by the standard deviation of
+        each channel over the training set; "minmax": map each channel's 0.5
+        and 99.5 percentiles to 0 and 1 (without clipping); "imagenet": the
+        fixed ImageNet channel statistics of RGB images in [0, 1].
+    stats : dict or None
+        From :func:`intensity_statistics` (not used for "imagenet").
+    n_channels_in : int
+
+    Returns
+    -------
+    normalization : dict
+    """
+    if kind == "imagenet":
+        if n_channels_in != 3:
+            raise ValueError(f"normalize='imagenet' needs RGB images (3 channels); X has "
+                             f"{n_channels_in}. Use normalize='zscore' instead.")
+        shift, scale = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    elif kind == "zscore":
+        shift, scale = stats["mean"], stats["std"]
+    elif kind == "minmax":
+        shift = stats["percentiles"][0.5]
+        scale = [hi - lo for lo, hi in zip(shift, stats["percentiles"][99.5])]
+    else:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, 'auto' or None; "
+                         f"got {kind!r}.")
+    # a constant channel is only shifted
+    scale = [float(s) if s > 1e-8 else 1.0 for s in scale]
+    return {"kind": kind, "shift": [float(v) for v in shift], "scale": scale}
+
+
+class Normalizer:
+    """``(x - shift) / scale`` per channel on float tensors ``(N, C, H, W)``."""
+
+    def __init__(self, normalization):
+        self.normalization = normalization
+        self._cache = {}
+
+    def __call__(self, x):
+        key = (x.device, x.dtype)
+        if key not in self._cache:
+            n = self.normalization
+            shift = torch.tensor(n["shift"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            scale = torch.tensor(n["scale"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            self._cache[key] = (shift, 1.0 / scale)
+        shift, inv = self._cache[key]
+        return (x - shift) * inv
+
+    def __getstate__(self):
+        return {"normalization": self.normalization, "_cache": {}}

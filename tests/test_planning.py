@@ -1,0 +1,264 @@
+"""Data-driven defaults: the planning rules on synthetic fingerprints, "auto"
+parameters that stay "auto", normalisation, and training for a time budget."""
+
+import itertools
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+
+from sksegment import CNNSegmenter, _training
+from sksegment._planning import CPU_STEP_MACS, MAX_DATA_SHARE, plan, unet_cost
+from sksegment.datasets import make_shapes
+
+CPU = {"type": "cpu", "name": "cpu", "memory_bytes": None}
+TINY = dict(width=4, max_epochs=1, random_state=0, device="cpu")
+
+
+def fingerprint(shape, n, channels=1):
+    return {"shape_median": shape, "shape_min": shape, "shape_max": shape,
+            "n_pixels": n * shape[0] * shape[1], "n_images": n, "n_channels": channels}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_shapes(n_samples=12, image_size=32, random_state=0)
+
+
+# --------------------------------------------------------------------------- #
+# the rules
+# --------------------------------------------------------------------------- #
+def test_small_images_train_whole():
+    choice = plan(fingerprint((32, 32), 200), CPU)
+    assert choice["patch_size"] is None
+    assert choice["depth"] == 3  # 32 -> 4 pixels at the bottleneck
+    assert choice["batch_size"] >= 2
+
+
+def test_one_large_image_gives_patches_and_a_small_batch():
+    choice = plan(fingerprint((4096, 4096), 1), CPU)
+    h, w = choice["patch_size"]
+    assert h < 4096 and w < 4096 and h % 2 ** choice["depth"] == 0
+    assert choice["batch_size"] == 2  # the smallest batch
+    _, macs = unet_cost((h, w), choice["depth"], 16)
+    assert macs * 2 <= CPU_STEP_MACS
+
+
+def test_batch_covers_a_small_share_of_the_data():
+    choice = plan(fingerprint((64, 64), 100), CPU)
+    pixels = (choice["batch_size"] * 64 * 64)
+    assert pixels <= max(2 * 64 * 64, MAX_DATA_SHARE * 100 * 64 * 64)
+
+
+def test_many_channels_cost_more_than_few():
+    few = plan(fingerprint((512, 512), 30, channels=1), CPU)
+    many = plan(fingerprint((512, 512), 30, channels=256), CPU)
+    assert np.prod(many["patch_size"]) < np.prod(few["patch_size"])
+
+
+def test_a_tall_image_gives_a_tall_patch():
+    h, w = plan(fingerprint((2048, 96), 10), CPU)["patch_size"]
+    assert h > 4 * w
+
+
+def test_a_bigger_gpu_takes_bigger_steps():
+    fp = fingerprint((1024, 1024), 400)
+    small = plan(fp, {"type": "cuda", "name": "x", "memory_bytes": 4e9})
+    large = plan(fp, {"type": "cuda", "name": "y", "memory_bytes": 80e9})
+    size = [c["batch_size"] * np.prod(c["patch_size"] or (1024, 1024)) for c in (small, large)]
+    assert size[1] > size[0]
+
+
+def test_explicit_values_win():
+    choice = plan(fingerprint((512, 512), 30), CPU, patch_size=64, depth=2, batch_size=3)
+    assert (choice["patch_size"], choice["depth"], choice["batch_size"]) == ((64, 64), 2, 3)
+    choice = plan(fingerprint((512, 512), 30), CPU, patch_size=(64, 128))
+    assert choice["patch_size"] == (64, 128) and choice["depth"] == 4
+
+
+# --------------------------------------------------------------------------- #
+# the estimator
+# --------------------------------------------------------------------------- #
+def test_auto_is_resolved_in_fitted_attributes_only(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY).fit(X, y)
+    params = seg.get_params()
+    assert params["patch_size"] == params["batch_size"] == params["depth"] == "auto"
+    assert seg.patch_size_ is None and seg.depth_ == 3 and seg.batch_size_ >= 2
+    assert seg.norm_ in ("batch", "instance")
+    fp = seg.fingerprint_
+    assert fp["shape_median"] == (32, 32) and fp["n_channels"] == 1
+    assert sum(fp["class_frequencies"].values()) == pytest.approx(1.0)
+    assert fp["device"]["type"] == "cpu"
+    assert clone(seg).get_params() == params
+
+
+def test_explicit_values_reach_the_network(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, depth=2, batch_size=3, patch_size=16, norm="group").fit(X, y)
+    assert (seg.depth_, seg.batch_size_, seg.patch_size_, seg.norm_) == (2, 3, (16, 16), "group")
+    assert seg.model_.depth == 2
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in seg.model_.modules())
+
+
+def test_grid_search_over_auto_and_numbers(data):
+    X, y = data
+    grid = GridSearchCV(CNNSegmenter(**TINY), {"depth": ["auto", 2]}, cv=2).fit(X, y)
+    assert list(grid.cv_results_["param_depth"]) == ["auto", 2]
+    assert grid.best_estimator_.get_params()["batch_size"] == "auto"
+
+
+def test_verbose_prints_the_choices(data, capsys):
+    X, y = data
+    CNNSegmenter(**TINY, verbose=1).fit(X, y)
+    err = capsys.readouterr().err
+    assert "depth 3" in err and "whole images" in err and "normalize 'zscore'" in err
+
+
+# --------------------------------------------------------------------------- #
+# intensity normalisation
+# --------------------------------------------------------------------------- #
+def test_zscore_statistics_are_stored_and_used(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY).fit(X, y)
+    scaled = X / 255.0
+    assert seg.normalization_["kind"] == "zscore"
+    assert seg.normalization_["shift"][0] == pytest.approx(scaled.mean(), rel=1e-5)
+    assert seg.normalization_["scale"][0] == pytest.approx(scaled.std(), rel=1e-5)
+    # the same images as floats in [0, 1] and as uint8 predict alike
+    np.testing.assert_allclose(seg.predict_proba(scaled.astype(np.float32)),
+                               seg.predict_proba(X), atol=1e-5)
+
+
+def test_minmax_and_none(data):
+    X, y = data
+    mm = CNNSegmenter(**TINY, normalize="minmax").fit(X, y)
+    lo, hi = np.percentile(X / 255.0, [0.5, 99.5])
+    assert mm.normalization_["shift"][0] == pytest.approx(lo, abs=0.02)
+    assert mm.normalization_["scale"][0] == pytest.approx(hi - lo, abs=0.03)
+    assert CNNSegmenter(**TINY, normalize=None).fit(X, y).normalization_ is None
+
+
+def test_imagenet_needs_rgb(data):
+    X, y = data
+    with pytest.raises(ValueError, match="normalize='imagenet' needs RGB"):
+        CNNSegmenter(**TINY, normalize="imagenet").fit(X, y)
+    Xc, yc = make_shapes(n_samples=6, image_size=32, n_channels=3, random_state=0)
+    seg = CNNSegmenter(**TINY, normalize="imagenet").fit(Xc, yc)
+    assert seg.normalization_["shift"] == pytest.approx([0.485, 0.456, 0.406])
+
+
+def test_float_images_in_0_255_warn_without_normalization(data):
+    X, y = data
+    with pytest.warns(UserWarning, match="divide by 255"):
+        CNNSegmenter(**TINY, normalize=None).fit(X.astype(np.float32), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        CNNSegmenter(**TINY).fit(X.astype(np.float32), y)
+
+
+def test_export_records_the_normalization(data, tmp_path):
+    X, y = data
+    seg = CNNSegmenter(**TINY).fit(X, y)
+    path = seg.export(tmp_path / "net.pt", format="torchscript")
+    meta = json.loads(Path(path + ".json").read_text())
+    assert meta["normalization"] == seg.normalization_
+    net = torch.jit.load(path)
+    x = torch.from_numpy(X[:2, None].astype(np.float32)) * meta["input_scale"]
+    x = (x - meta["normalization"]["shift"][0]) / meta["normalization"]["scale"][0]
+    np.testing.assert_allclose(torch.softmax(net(x), 1).permute(0, 2, 3, 1).detach().numpy(),
+                               seg.predict_proba(X[:2]), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- #
+# a time budget
+# --------------------------------------------------------------------------- #
+class FakeClock:
+    """A clock that advances by ``step`` seconds each time the loss runs."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(_training, "_clock", clock)
+    return clock
+
+
+def _timed_loss(clock, step=1.0):
+    def loss(logits, target):
+        clock.now += step
+        return torch.nn.functional.cross_entropy(logits, target, ignore_index=-100)
+    return loss
+
+
+def test_max_time_stops_after_the_step_that_spends_it(data, fake_clock):
+    X, y = data
+    seg = CNNSegmenter(**dict(TINY, max_epochs="auto"), batch_size=4, max_time=5.5,
+                       loss=_timed_loss(fake_clock), lr_schedule="onecycle")
+    seg.fit(X, y)
+    steps = sum(h.get("steps", h.get("n_batches", 3)) for h in seg.history_)
+    assert steps == 6  # 3 batches per epoch: two whole epochs, the budget ends in neither
+    assert seg.n_iter_ == 2 and seg.history_[-1]["time"] == pytest.approx(6.0)
+    last = seg.history_[-1]
+    assert "steps" not in seg.history_[0]
+    assert last.get("steps", 3) <= 3
+
+
+def test_max_time_cuts_an_epoch_and_lays_the_schedule_over_the_budget(data, fake_clock):
+    X, y = data
+    lrs = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, logits, target):
+            fake_clock.now += 1.0
+            return torch.nn.functional.cross_entropy(logits, target, ignore_index=-100)
+
+    seg = CNNSegmenter(**dict(TINY, max_epochs="auto"), batch_size=4, max_time=4.5,
+                       loss=Recorder(), lr_schedule="cosine", learning_rate=1e-2)
+    original = _training.Trainer._set_lr
+    try:
+        _training.Trainer._set_lr = lambda self, lr: (lrs.append(lr), original(self, lr))[1]
+        seg.fit(X, y)
+    finally:
+        _training.Trainer._set_lr = original
+    assert seg.n_iter_ == 2
+    assert seg.history_[-1]["steps"] == 2 and seg.history_[-1]["n_batches"] == 3
+    # the cosine schedule is laid over 4.5 s: it falls towards 1 % of the base rate
+    assert lrs[0] == pytest.approx(1e-2)
+    assert lrs[-1] < 0.2e-2 and all(a >= b for a, b in itertools.pairwise(lrs))
+
+
+def test_explicit_max_epochs_bounds_a_time_budget(data, fake_clock):
+    X, y = data
+    seg = CNNSegmenter(**dict(TINY, max_epochs=1), batch_size=4, max_time=100.0,
+                       loss=_timed_loss(fake_clock))
+    assert seg.fit(X, y).n_iter_ == 1
+
+
+@pytest.mark.parametrize("value", [0, -1.0, math.inf, math.nan, "10"])
+def test_bad_max_time(data, value):
+    with pytest.raises((ValueError, TypeError), match="max_time"):
+        CNNSegmenter(**TINY, max_time=value).fit(*data)
+
+
+def test_norm_with_a_custom_network_is_an_error(data):
+    net = torch.nn.Conv2d(1, 3, 3, padding=1)
+    with pytest.raises(ValueError, match="norm='batch' applies to the built-in networks"):
+        CNNSegmenter(model=net, norm="batch", max_epochs=1).fit(*data)
+
+
+def test_postprocess_auto_needs_validation_data(data):
+    with pytest.raises(ValueError, match="postprocess='auto'.*X_val"):
+        CNNSegmenter(**TINY, postprocess="auto").fit(*data)
