@@ -556,6 +556,7 @@ class CNNSegmenter(BaseEstimator):
             self.device_ = device
             train_idx, validate = self._validation_setup(images, masks, X_val, y_val, rng,
                                                          full_chain, model)
+            explicit_post = self._explicit_postprocessing()  # checked before training
             if self.postprocess == "auto" and validate is None:
                 raise ValueError("postprocess='auto' chooses its steps on validation data: "
                                  "pass X_val and y_val to fit, set early_stopping=True (it holds "
@@ -609,7 +610,8 @@ class CNNSegmenter(BaseEstimator):
         self._train_state = ({"trainer": _checkpoint.to_cpu(trainer.state_dict()),
                               "log": log.state_dict()} if keep else None)
         _training.discard(None, trainer)
-        self.postprocessing_ = self._choose_postprocessing(validate)
+        self.postprocessing_ = (self._choose_postprocessing(validate)
+                                if self.postprocess == "auto" else explicit_post)
         self.interrupted_ = interrupted
         self._rng = rng
 
@@ -649,19 +651,24 @@ class CNNSegmenter(BaseEstimator):
         n = getattr(self, "normalization_", None)
         return None if n is None else Normalizer(n)
 
-    def _choose_postprocessing(self, validate):
-        if self.postprocess is None:
+    def _explicit_postprocessing(self):
+        if self.postprocess is None or self.postprocess == "auto":
             return None
         from . import postprocessing
 
-        if self.postprocess != "auto":
-            return postprocessing.from_options(self.postprocess, self.n_classes_)
+        return postprocessing.make_postprocessor(self.postprocess, self.n_classes_,
+                                                 name="postprocess")
+
+    def _choose_postprocessing(self, validate):
+        """postprocess="auto": the steps that help on the validation data."""
+        from . import postprocessing
+
         images, masks, chain = validate.data
         codec = LabelCodec(self.classes_, check_ignore_index(self.ignore_index))
-        pred = [p for p in self._predict_images(images, chain, "labels", verbose=0)]
+        pred = list(self._predict_images(images, chain, "labels", verbose=0))
         truth = [codec.encode(masks[i][None], "cpu")[0].numpy() for i in range(len(masks))]
         chosen, self.postprocessing_report_ = postprocessing.select_postprocessing(
-            truth, pred, self.n_classes_)
+            truth, pred, self.n_classes_, ignore_index=IGNORE)
         return chosen
 
     def _warn_large_patch(self, images):
@@ -885,7 +892,22 @@ class CNNSegmenter(BaseEstimator):
         score : float
         """
         check_is_fitted(self, "model_")
+        self._warn_unseen_labels(y)
         return float(self._get_scorer()(self, X, y))
+
+    def _warn_unseen_labels(self, y):
+        """score: labels in y that the model never saw count as errors; say so."""
+        try:
+            labels = unique_labels(list(y) if isinstance(y, (list, tuple)) else y)
+        except (TypeError, ValueError, AttributeError):
+            return  # the scorer reports a malformed y
+        ignore = self.ignore_index
+        unseen = np.setdiff1d(labels[labels != ignore] if ignore is not None else labels,
+                              self.classes_)
+        if unseen.size:
+            warnings.warn(f"y has label(s) {unseen.tolist()} that the model never saw in fit "
+                          f"(classes_ = {self.classes_.tolist()}); their pixels count as "
+                          "errors in the score.", UserWarning, stacklevel=3)
 
     def export(self, path, format="torch.export"):
         """Save the fitted network for deployment without sksegment.

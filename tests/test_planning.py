@@ -262,3 +262,49 @@ def test_norm_with_a_custom_network_is_an_error(data):
 def test_postprocess_auto_needs_validation_data(data):
     with pytest.raises(ValueError, match="postprocess='auto'.*X_val"):
         CNNSegmenter(**TINY, postprocess="auto").fit(*data)
+
+
+# --------------------------------------------------------------------------- #
+# post-processing
+# --------------------------------------------------------------------------- #
+def _raw_labels(seg, X):
+    return seg.classes_[seg.predict_proba(X).argmax(-1)]
+
+
+def test_postprocess_auto_is_chosen_on_validation_and_applied_by_predict(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, postprocess="auto").fit(X[:8], y[:8], X_val=X[8:], y_val=y[8:])
+    post = seg.postprocessing_
+    assert seg.postprocessing_report_  # every tried step is reported
+    kept = [r["step"] for r in seg.postprocessing_report_ if r["kept"]]
+    assert list(post.steps) == kept
+    for r in seg.postprocessing_report_:
+        if r["kept"]:
+            assert r["score_after"] > r["score_before"]
+    raw = seg.predict_proba(X).argmax(-1)
+    expected = seg.classes_[np.stack([post.apply(r) for r in raw])]
+    np.testing.assert_array_equal(seg.predict(X), expected)
+
+
+def test_postprocess_options_are_applied(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, postprocess={"remove_small": 10_000}).fit(X, y)
+    # every component is smaller than that: each class is folded into its surroundings
+    raw = _raw_labels(seg, X)
+    pred = seg.predict(X)
+    assert (pred != raw).any()
+    np.testing.assert_array_equal(
+        pred, seg.classes_[np.stack([seg.postprocessing_.apply(r)
+                                     for r in seg.predict_proba(X).argmax(-1)])])
+
+
+def test_bad_postprocess_options_name_the_key_before_training(data):
+    calls = []
+
+    def loss(logits, target):
+        calls.append(1)
+        return torch.nn.functional.cross_entropy(logits, target, ignore_index=-100)
+
+    with pytest.raises((ValueError, TypeError), match="remove_small"):
+        CNNSegmenter(**TINY, loss=loss, postprocess={"remove_small": -3}).fit(*data)
+    assert not calls
