@@ -316,6 +316,39 @@ def read_region(data, i, top, left, height, width):
     return np.asarray(data[i, rows, cols])
 
 
+#: Values of one band of tile rows that :class:`TileReader` reads from a
+#: store at once; wider bands are read tile by tile.
+BAND_VALUES = 1 << 24
+
+
+class TileReader:
+    """Reads the tiles of image ``i``. An in-memory image is sliced per tile
+    (views). A store (:class:`LazyArray`) is read one band
+    of tile rows at a time (rows ``y:y + h`` over the columns the tiles span),
+    once per row of tiles, so a pixel is read once per tile row covering it
+    and compressed chunks are not decoded again for every tile; a band of
+    more than :data:`BAND_VALUES` values is read tile by tile instead."""
+
+    def __init__(self, images, i, positions, tile):
+        item = images[i] if isinstance(images, list) else images
+        self.images, self.i, (self.h, self.w) = images, i, tile
+        self.left = min((x for _, x in positions), default=0)
+        right = max((x for _, x in positions), default=0) + self.w
+        self.band_width = right - self.left
+        self.banded = (isinstance(item, LazyArray)
+                       and self.h * self.band_width * item.shape[-1] <= BAND_VALUES)
+        self.top, self.band = None, None
+
+    def __call__(self, y, x):
+        if not self.banded:
+            return read_region(self.images, self.i, y, x, self.h, self.w)
+        if y != self.top:
+            self.band = None  # release the previous band before reading the next
+            self.band = read_region(self.images, self.i, y, self.left, self.h, self.band_width)
+            self.top = y
+        return self.band[:, x - self.left:x - self.left + self.w]
+
+
 def _row_step(width_values, chunk_rows, budget):
     rows = max(1, budget // max(width_values, 1))
     if chunk_rows is not None and chunk_rows > 1:

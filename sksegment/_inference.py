@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._arrays import LazyArray, image_shape, is_array_like, read_region
+from ._arrays import LazyArray, TileReader, image_shape, is_array_like
 from ._data import to_tensor
 from ._validation import check_bool, check_int, is_int
 
@@ -469,8 +469,8 @@ def _predict_tiled(model, images, i, cfg, bar, write, region=None):
     receives the finished rows of the region, top to bottom, as
     :func:`_finish` makes them.
 
-    Each tile is read from ``images`` on its own (for an array-like store,
-    only the tile's window is read). The result at a pixel depends only on
+    Tiles are read with :class:`TileReader` (from a store: a band of tile
+    rows at a time, never the whole image). The result at a pixel depends only on
     the tiles of the whole image's grid that cover it, added in row-major
     order, so a region gives the values of the whole image there.
     """
@@ -482,9 +482,10 @@ def _predict_tiled(model, images, i, cfg, bar, write, region=None):
     weights = gaussian_importance_map(rh, rw, device=device)
     band = None
     bs = cfg["batch_size"]
+    read = TileReader(images, i, positions, (rh, rw))
     for s in range(0, len(positions), bs):
         chunk = positions[s:s + bs]
-        batch = np.stack([read_region(images, i, y, x, rh, rw) for y, x in chunk])
+        batch = np.stack([read(y, x) for y, x in chunk])
         x_in = _prepare(batch, device, cfg["transform"])
         del batch
         p = _forward_proba(model, x_in, cfg["pad_multiple"], cfg["tta"])

@@ -171,7 +171,8 @@ def test_validation_split_is_a_lazy_view(data):
                and isinstance(k[0], np.ndarray)) for k, _ in Xc.reads)
 
 
-def test_tiled_predict_reads_each_pixel_a_bounded_number_of_times(data, tmp_path):
+def test_tiled_predict_reads_each_pixel_a_bounded_number_of_times(data, tmp_path,
+                                                                   monkeypatch):
     X, y = data
     seg = CNNSegmenter(**KW, tiling=True, tile_size=16, tile_overlap=0.25).fit(X, y)
     big = np.tile(X[:1], (1, 2, 3))  # one 64 x 96 image
@@ -183,10 +184,20 @@ def test_tiled_predict_reads_each_pixel_a_bounded_number_of_times(data, tmp_path
     cover = np.zeros(big.shape[1:], dtype=np.int64)
     for key, n in Xc.reads:
         i, rows, cols = key
-        assert i == 0 and n <= 16 * 16
+        assert i == 0 and n <= 16 * 96  # a band of one tile row, never the image
         cover[rows, cols] += 1
     assert cover.min() >= 1
-    assert cover.max() <= 4  # 25 % overlap: at most two tiles along each axis
+    # 25 % overlap: at most two tile rows cover a pixel (two tiles along each
+    # axis, four in all, when the store is read tile by tile)
+    assert cover.max() <= 2
+    monkeypatch.setattr(arrays, "BAND_VALUES", 16 * 16)  # bands too wide: tile by tile
+    Xc = Counting(big)
+    np.testing.assert_array_equal(seg.predict(Xc), expected)
+    cover[:] = 0
+    for key, n in Xc.reads:
+        assert n <= 16 * 16
+        cover[key[1:]] += 1
+    assert cover.min() >= 1 and cover.max() <= 4
 
 
 # ---------------------------------------------------------------------- #
