@@ -197,17 +197,29 @@ def collect(predictions, images, classes=None, out=None):
             state["out"] = dest
         return dest
 
+    pending = {}
+
+    def store(i, row, values):
+        dest = state["out"]
+        if isinstance(dest, (list, tuple)):
+            dest[i][row:row + len(values)] = values
+        else:
+            dest[i, row:row + len(values)] = values
+
     def write(i, row, block):
         dest = target(i, block)
         values = block if classes is None else classes[block]
-        if isinstance(dest, (list, tuple)):
-            dst, key = dest[i], slice(row, row + len(block))
-        else:
-            dst, key = dest, (i, slice(row, row + len(block)))
+        dst = dest[i] if isinstance(dest, (list, tuple)) else dest
         dtype = np.dtype(dst.dtype)
         if values.dtype != dtype:
             values = values.astype(dtype)
-        dst[key] = values
+        if isinstance(dst, np.ndarray):
+            store(i, row, values)
+            return
+        if i not in pending:
+            pending[i] = _ChunkRows(dst, shapes[i][0], list_entry=dst is not dest)
+        for start, part in pending[i].add(row, values):
+            store(i, start, part)
 
     if hasattr(predictions, "write_into"):
         predictions.write_into(write)
@@ -215,3 +227,45 @@ def collect(predictions, images, classes=None, out=None):
         for i, p in enumerate(predictions):
             write(i, 0, p)
     return state["out"]
+
+
+#: Values buffered at most per image by :class:`_ChunkRows`.
+BUFFER_VALUES = 1 << 24
+
+
+class _ChunkRows:
+    """Rows of one image bound for a chunked store (zarr, h5py), held back
+    until they fill whole chunk rows, so that each chunk is written once
+    rather than read, changed and compressed again for every band of rows.
+    Stores without chunks, or whose chunk rows would hold more than
+    :data:`BUFFER_VALUES` values, get each band as it comes."""
+
+    def __init__(self, dst, height, list_entry):
+        chunks = getattr(dst, "chunks", None)
+        try:
+            rows = int(chunks[0 if list_entry else 1]) if chunks else 1
+        except (TypeError, ValueError, IndexError):
+            rows = 1
+        row_values = int(np.prod(dst.shape[1 if list_entry else 2:], dtype=np.int64))
+        self.rows = rows if rows * row_values <= BUFFER_VALUES else 1
+        self.height = height
+        self.start, self.parts = None, []
+
+    def add(self, row, values):
+        """Blocks ``(start, values)`` ready to be written, whole chunk rows
+        (and the image's last rows) only."""
+        if self.rows <= 1:
+            return [(row, values)]
+        if self.start is None:
+            self.start = row
+        self.parts.append(values)
+        end = row + len(values)
+        cut = end if end == self.height else end // self.rows * self.rows
+        if cut <= self.start:
+            return []
+        held = np.concatenate(self.parts) if len(self.parts) > 1 else self.parts[0]
+        ready = held[:cut - self.start]
+        rest = held[cut - self.start:]
+        self.parts = [rest] if len(rest) else []
+        start, self.start = self.start, (cut if len(rest) else None)
+        return [(start, ready)]

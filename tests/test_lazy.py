@@ -498,3 +498,27 @@ def test_optional_packages_are_not_imported(data):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+class Recording:
+    """A chunked output store that records the rows of every write."""
+
+    def __init__(self, shape, dtype, chunks):
+        self.array = np.zeros(shape, dtype)
+        self.shape, self.dtype, self.chunks = shape, np.dtype(dtype), chunks
+        self.writes = []
+
+    def __setitem__(self, key, value):
+        self.writes.append(key)
+        self.array[key] = value
+
+
+def test_writes_into_a_chunked_store_fill_whole_chunk_rows(fitted, data):
+    X, _ = data
+    big = np.tile(X[:2], (1, 2, 3))  # 64 x 96; tiles of 16 with 25 % overlap finish 12 rows
+    out = Recording((2, 64, 96), np.uint8, chunks=(1, 16, 96))
+    assert fitted.predict(big, out=out) is out
+    np.testing.assert_array_equal(out.array, fitted.predict(big))
+    rows = [key[1] for key in out.writes]
+    assert all(r.start % 16 == 0 and r.stop % 16 == 0 for r in rows)
+    assert len(out.writes) == 2 * 64 // 16  # each chunk row written once
