@@ -283,6 +283,13 @@ class _Flat:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def is_dask_images(images):
+    """Whether checked images are a view of a whole dask array (what
+    ``predict`` turns into a dask array of predictions)."""
+    return (isinstance(images, LazyArray) and images.is_dask and images.rows is None
+            and not images.lead)
+
+
 def as_lazy(obj, name="X"):
     """``obj`` as a :class:`LazyArray` (an ndarray is wrapped too: its reads
     are then copies of the selected region, its views stay views)."""

@@ -25,6 +25,7 @@ import uuid
 import numpy as np
 import torch
 
+from ._data import check_finite
 from ._inference import (
     _is_tiled,
     _NoBar,
@@ -174,5 +175,6 @@ class EagerView:
 
     def predict(self, X):
         images, chain = self._seg._check_predict_input(X)
+        check_finite(images, "X")  # the lazy path leaves this to the computation
         return collect(self._seg._predict_images(images, chain, "labels"), images,
                        self._seg.classes_)

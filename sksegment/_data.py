@@ -147,6 +147,16 @@ def check_images(X, name="X", allow_list=True, check_finite=True):
     return arr
 
 
+def check_finite(images, name="X"):
+    """Reject NaN/inf in checked float images (an array, a LazyArray or a
+    list), reading them block by block; integer images pass at once."""
+    if isinstance(images, list):
+        for i, img in enumerate(images):
+            _check_finite(img, f"{name}[{i}]")
+    else:
+        _check_finite(images, name)
+
+
 def n_images(images):
     return len(images)
 

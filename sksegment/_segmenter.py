@@ -16,11 +16,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _training
-from ._arrays import is_dask
+from ._arrays import is_dask, is_dask_images
 from ._arrays import take as _take_images
 from ._data import (
     IGNORE,
     LabelCodec,
+    check_finite,
     check_ignore_index,
     check_images,
     check_masks,
@@ -548,17 +549,23 @@ class CNNSegmenter(BaseEstimator):
     # ------------------------------------------------------------------ #
     # prediction
     # ------------------------------------------------------------------ #
-    def _check_predict_input(self, X, lazy_dask=False):
-        """Checked images and the chain to apply; with ``lazy_dask``, a dask
-        array (predicted lazily) is not scanned for NaN now."""
+    def _check_predict_input(self, X, out=None, output="labels"):
+        """Checked images and the chain to apply. ``out`` is checked too,
+        before the images are scanned for NaN; a dask array without ``out``
+        (predicted lazily) is not scanned."""
         check_is_fitted(self, "model_")
         images, chain = unwrap(X)
-        images = check_images(images, "X", check_finite=not (lazy_dask and is_dask(images)))
+        lazy_dask = out is None and is_dask(images)
+        images = check_images(images, "X", check_finite=False)
         if n_channels(images) != self.n_channels_in_:
             raise ValueError(
                 f"X has {n_channels(images)} channel(s) but the segmenter was fitted on "
                 f"{self.n_channels_in_}."
             )
+        if out is not None:
+            check_out(out, images, output, self.classes_, n_classes=self.n_classes_)
+        if not lazy_dask:
+            check_finite(images, "X")
         return images, _join_chains(chain, self._augment_chain)
 
     def _predict_images(self, images, chain, output, verbose=None):
@@ -616,18 +623,17 @@ class CNNSegmenter(BaseEstimator):
             with a neighbour; an image predicted whole is one chunk). Each
             block is computed with an overlap of one tile into its
             neighbours, so its interior gets the same tiles, blended in the
-            same order, as the in-memory prediction: computed, it equals the
-            in-memory prediction up to float32 rounding of the probabilities
-            (differently composed batches of tiles).
+            same order, as the in-memory prediction: computed, its
+            probabilities equal the in-memory ones to about 1e-6 (float32
+            rounding of differently composed batches of tiles), and so do its
+            labels except where two classes tie within that rounding.
         """
-        images, chain = self._check_predict_input(X, lazy_dask=out is None)
-        if out is None and _is_dask_images(images):
+        images, chain = self._check_predict_input(X, out, "labels")
+        if out is None and is_dask_images(images):
             from ._dask import predict_dask
 
             return predict_dask(self._predict_images(images, chain, "labels"), images.store,
                                 self.classes_, self.n_classes_)
-        if out is not None:
-            check_out(out, images, "labels", self.classes_)
         return _collect(self._predict_images(images, chain, "labels"), images, self.classes_,
                         out=out)
 
@@ -653,14 +659,12 @@ class CNNSegmenter(BaseEstimator):
             array of shape (n, H, W, n_classes_) chunked as in :meth:`predict`
             (the last axis in one chunk).
         """
-        images, chain = self._check_predict_input(X, lazy_dask=out is None)
-        if out is None and _is_dask_images(images):
+        images, chain = self._check_predict_input(X, out, "proba")
+        if out is None and is_dask_images(images):
             from ._dask import predict_dask
 
             return predict_dask(self._predict_images(images, chain, "proba"), images.store,
                                 self.classes_, self.n_classes_)
-        if out is not None:
-            check_out(out, images, "proba", self.classes_, n_classes=self.n_classes_)
         return _collect(self._predict_images(images, chain, "proba"), images, out=out)
 
     def score(self, X, y):
@@ -779,12 +783,6 @@ def _take(data, idx):
     """Images ``idx`` of a list (a new list) or of an array or store (a lazy
     view: nothing is read or copied)."""
     return _take_images(data, idx)
-
-
-def _is_dask_images(images):
-    """Whether checked images wrap a dask array (predicted as a dask array)."""
-    return not isinstance(images, list) and getattr(images, "is_dask", False) \
-        and images.rows is None and not images.lead
 
 
 def _collect(predictions, images, classes=None, out=None):

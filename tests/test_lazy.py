@@ -522,3 +522,22 @@ def test_writes_into_a_chunked_store_fill_whole_chunk_rows(fitted, data):
     rows = [key[1] for key in out.writes]
     assert all(r.start % 16 == 0 and r.stop % 16 == 0 for r in rows)
     assert len(out.writes) == 2 * 64 // 16  # each chunk row written once
+
+
+def test_nan_in_a_lazy_float_store_is_found_block_by_block(data, tmp_path, monkeypatch):
+    X, y = data
+    Xf = (X / 255.0).astype(np.float32)
+    Xf[7, 31, 31] = np.nan  # the very last pixel
+    monkeypatch.setattr(arrays, "SCAN_VALUES", 256)
+    Xc = Counting(Xf)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        CNNSegmenter(**KW).fit(Xc, y)
+    assert max(n for _, n in Xc.reads) <= 256
+    fitted = CNNSegmenter(**KW).fit(Xf[:7], y[:7])
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fitted.predict(_zarr(tmp_path, "Xf", Xf))
+    da = pytest.importorskip("dask.array")
+    lazy = fitted.predict(da.from_array(Xf, chunks=(4, 32, 32)))  # nothing computed yet
+    assert isinstance(lazy, da.Array)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fitted.score(da.from_array(Xf, chunks=(4, 32, 32)), y)
