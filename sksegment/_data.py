@@ -1,6 +1,9 @@
 """Checking images and label masks, and converting them one batch at a time.
 
-Images stay in the dtype the user gave (uint8 stays uint8) on the host. A batch
+Images stay in the dtype the user gave (uint8 stays uint8) on the host, and
+array-likes that read on demand (``numpy.memmap``, zarr arrays, h5py datasets,
+dask arrays) stay where they are: they are checked from their metadata and
+read in bounded blocks (see :mod:`sksegment._arrays`). A batch
 is moved to the device in that dtype and only there turned into float32
 ``(N, C, H, W)``. Labels are encoded into class indices ``0 .. K-1`` on the
 device as well, with :data:`IGNORE` marking pixels that count in no loss and no
@@ -11,6 +14,9 @@ import numbers
 
 import numpy as np
 import torch
+
+from ._arrays import LazyArray, is_array_like, iter_blocks
+from ._arrays import image_shape as _image_shape
 
 #: Class index used inside torch code for pixels that carry no label
 #: (the user's ``ignore_index``, or pixels an augmentation brought in from
@@ -41,22 +47,27 @@ def _check_dtype(arr, name):
         )
 
 
-def _check_finite(arr, name, chunk=16):
-    """Reject NaN/inf without making a full-size temporary."""
+def _check_finite(arr, name):
+    """Reject NaN/inf, reading ``arr`` in bounded blocks (no full-size temporary)."""
     if arr.dtype.kind != "f":
         return
-    flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[None]
-    for start in range(0, flat.shape[0], chunk):
-        if not np.isfinite(flat[start:start + chunk]).all():
+    for block in iter_blocks(arr):
+        if not np.isfinite(block).all():
             raise ValueError(f"{name} contains NaN or infinity; clean or impute it before fitting.")
 
 
 def _as_array(obj, name):
+    """``obj`` as an ndarray, or as a :class:`~sksegment._arrays.LazyArray`
+    when it is an array-like that reads on demand (zarr, h5py, dask)."""
     if isinstance(obj, torch.Tensor):
         raise TypeError(
             f"{name} must be a NumPy array (channels last), not a torch.Tensor; "
             f"use {name}.cpu().numpy() and move the channel axis last."
         )
+    if isinstance(obj, LazyArray):
+        return obj
+    if is_array_like(obj):
+        return LazyArray(obj, name)
     try:
         arr = np.asarray(obj)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like
@@ -64,22 +75,32 @@ def _as_array(obj, name):
     return arr
 
 
-def check_images(X, name="X", allow_list=True):
-    """Validate images and return them channels-last without copying.
+def _add_channel(arr):
+    return arr.with_channel_axis() if isinstance(arr, LazyArray) else arr[..., None]
+
+
+def check_images(X, name="X", allow_list=True, check_finite=True):
+    """Validate images and return them channels-last without copying or reading them.
 
     Parameters
     ----------
-    X : ndarray of shape (n, H, W) or (n, H, W, C), or list of arrays of shape
-        (H, W) or (H, W, C)
+    X : ndarray of shape (n, H, W) or (n, H, W, C), array-like of that shape
+        that reads on demand (``numpy.memmap``, zarr array, h5py dataset,
+        dask array), or list of such images of shape (H, W) or (H, W, C)
     name : str
         Argument name used in error messages.
     allow_list : bool
         Whether a list of images (possibly of different sizes) is accepted.
+    check_finite : bool
+        Whether float images are scanned for NaN and infinity (block by
+        block). A dask array whose prediction stays lazy is not scanned.
 
     Returns
     -------
-    images : ndarray of shape (n, H, W, C) or list of ndarray of shape (H, W, C)
-        Views of the input (a grayscale axis is added as a view).
+    images : ndarray or LazyArray of shape (n, H, W, C), or list of them of shape (H, W, C)
+        Views of the input (a grayscale axis is added as a view). Shape and
+        dtype come from metadata; float images are checked for NaN and
+        infinity block by block.
     """
     if isinstance(X, (list, tuple)):
         if not allow_list:
@@ -91,14 +112,15 @@ def check_images(X, name="X", allow_list=True):
             arr = _as_array(img, f"{name}[{i}]")
             _check_dtype(arr, f"{name}[{i}]")
             if arr.ndim == 2:
-                arr = arr[:, :, None]
+                arr = _add_channel(arr)
             elif arr.ndim != 3:
                 raise ValueError(
                     f"{name}[{i}] must be 2-D (H, W) or 3-D (H, W, C); got shape {arr.shape}."
                 )
             if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
                 raise ValueError(f"{name}[{i}] is empty (shape {arr.shape}).")
-            _check_finite(arr[None], f"{name}[{i}]")
+            if check_finite:
+                _check_finite(arr, f"{name}[{i}]")
             images.append(arr)
         channels = {img.shape[2] for img in images}
         if len(channels) > 1:
@@ -110,7 +132,7 @@ def check_images(X, name="X", allow_list=True):
     arr = _as_array(X, name)
     _check_dtype(arr, name)
     if arr.ndim == 3:
-        arr = arr[..., None]
+        arr = _add_channel(arr)
     elif arr.ndim != 4:
         raise ValueError(
             f"{name} must be 3-D (n, H, W) for grayscale or 4-D (n, H, W, C) channels last; "
@@ -120,8 +142,19 @@ def check_images(X, name="X", allow_list=True):
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one image is required.")
     if 0 in arr.shape[1:]:
         raise ValueError(f"{name} has an empty image axis (shape {arr.shape}).")
-    _check_finite(arr, name)
+    if check_finite:
+        _check_finite(arr, name)
     return arr
+
+
+def check_finite(images, name="X"):
+    """Reject NaN/inf in checked float images (an array, a LazyArray or a
+    list), reading them block by block; integer images pass at once."""
+    if isinstance(images, list):
+        for i, img in enumerate(images):
+            _check_finite(img, f"{name}[{i}]")
+    else:
+        _check_finite(images, name)
 
 
 def n_images(images):
@@ -129,8 +162,8 @@ def n_images(images):
 
 
 def image_shape(images, i):
-    """(H, W) of image ``i``."""
-    return tuple(images[i].shape[:2])
+    """(H, W) of image ``i``, from metadata (nothing is read)."""
+    return _image_shape(images, i)
 
 
 def n_channels(images):
@@ -140,14 +173,16 @@ def n_channels(images):
 def check_masks(y, images, name="y"):
     """Validate label images against ``images`` (from :func:`check_images`).
 
-    Returns y as an ndarray (n, H, W) or a list of (H, W) arrays, unchanged in
-    dtype and never copied.
+    Returns y as an ndarray or LazyArray (n, H, W), or a list of (H, W)
+    arrays, unchanged in dtype and never copied. Shapes are checked from
+    metadata; float labels are checked to be integral block by block.
     """
     n = len(images)
     if isinstance(y, (list, tuple)):
         if len(y) != n:
             raise ValueError(f"{name} has {len(y)} masks but X has {n} images.")
         masks = [_as_array(m, f"{name}[{i}]") for i, m in enumerate(y)]
+        shapes = [m.shape for m in masks]
     else:
         masks = _as_array(y, name)
         if masks.ndim == 4 and masks.shape[-1] == 1:
@@ -158,51 +193,84 @@ def check_masks(y, images, name="y"):
             )
         if masks.shape[0] != n:
             raise ValueError(f"{name} has {masks.shape[0]} masks but X has {n} images.")
+        shapes = [tuple(masks.shape[1:])] * n
     for i in range(n):
-        m = masks[i]
-        if m.ndim != 2:
-            raise ValueError(f"{name}[{i}] must be a 2-D label image; got shape {m.shape}.")
-        if m.shape != tuple(images[i].shape[:2]):
+        shape = tuple(shapes[i])
+        if len(shape) != 2:
+            raise ValueError(f"{name}[{i}] must be a 2-D label image; got shape {shape}.")
+        if shape != _image_shape(images, i):
             raise ValueError(
-                f"{name}[{i}] has shape {m.shape} but image {i} of X is {images[i].shape[:2]}; "
-                "masks and images must have the same height and width."
+                f"{name}[{i}] has shape {shape} but image {i} of X is "
+                f"{_image_shape(images, i)}; masks and images must have the same height and "
+                "width."
             )
     dtypes = {m.dtype for m in masks} if isinstance(masks, list) else {masks.dtype}
     for dt in dtypes:
         if dt.kind not in "biuf":
             raise TypeError(f"{name} must hold integer or bool labels; got dtype {dt}.")
-        if dt.kind == "f":
-            arrs = masks if isinstance(masks, list) else [masks]
-            for a in arrs:
-                flat = a.reshape(-1)
-                for s in range(0, flat.size, 1 << 22):
-                    part = flat[s:s + (1 << 22)]
-                    if not np.isfinite(part).all() or (part != np.round(part)).any():
-                        raise ValueError(
-                            f"{name} must hold class labels; it has non-integer values "
-                            "(continuous targets are not segmentation labels)."
-                        )
+    if any(dt.kind == "f" for dt in dtypes):
+        for part in iter_blocks(masks):
+            if part.dtype.kind == "f" and (not np.isfinite(part).all()
+                                           or (part != np.round(part)).any()):
+                raise ValueError(
+                    f"{name} must hold class labels; it has non-integer values "
+                    "(continuous targets are not segmentation labels)."
+                )
     return masks
 
 
+def _block_labels(block):
+    """Sorted unique values of one block, by counting for 1- and 2-byte dtypes."""
+    dtype = block.dtype
+    if dtype.kind in "biu" and dtype.itemsize <= 2:
+        unsigned = np.dtype(f"u{dtype.itemsize}")
+        counts = np.bincount(block.reshape(-1).view(unsigned), minlength=256 ** dtype.itemsize)
+        return np.sort(np.flatnonzero(counts).astype(unsigned).view(dtype))
+    return np.unique(block)
+
+
 def unique_labels(masks):
-    """Sorted unique label values over all masks, without a full-size sort for
-    small integer dtypes."""
+    """Sorted unique label values over all masks, in the masks' dtype.
+
+    The masks (an ndarray, a LazyArray or a list) are read in blocks of at
+    most :data:`sksegment._arrays.SCAN_VALUES` values (or one row of the
+    store's chunks); only the values found are kept.
+    """
     arrs = masks if isinstance(masks, list) else [masks]
-    found = []
-    for a in arrs:
-        flat = a.reshape(-1)
-        chunk = 1 << 22  # bincount and unique make temporaries of a chunk only
-        if a.dtype == bool or a.dtype == np.uint8:
-            counts = np.zeros(256, dtype=np.int64)
-            for s in range(0, flat.size, chunk):
-                counts += np.bincount(flat[s:s + chunk].view(np.uint8), minlength=256)
-            found.append(np.flatnonzero(counts).astype(a.dtype))
-        else:
-            found.extend(np.unique(flat[s:s + chunk]) for s in range(0, flat.size, chunk))
-    values = np.unique(np.concatenate(found))
     dtype = arrs[0].dtype
+    values = None
+    for block in iter_blocks(masks):
+        found = _block_labels(block)
+        values = found if values is None else np.union1d(values, found)
+    if values is None:
+        return np.empty(0, dtype=dtype)
     return values.astype(dtype, copy=False)
+
+
+def count_pixels(masks, codec, n_classes, chunk=None):
+    """Labelled pixels per class (for the fingerprint and
+    ``class_weight="balanced"``), counted on the host block by block (blocks
+    of at most ``chunk`` values, default
+    :data:`sksegment._arrays.SCAN_VALUES`, or one row of the store's
+    chunks), for in-memory and lazy masks alike.
+
+    Parameters
+    ----------
+    masks : ndarray, LazyArray or list of them
+        Label images as returned by :func:`check_masks`.
+    codec : LabelCodec
+    n_classes : int
+
+    Returns
+    -------
+    counts : ndarray of shape (n_classes,), int64
+    """
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for block in iter_blocks(masks, chunk):
+        idx = codec.encode(block, "cpu").reshape(-1)
+        idx = idx[idx >= 0]
+        counts += np.bincount(idx.numpy(), minlength=n_classes)
+    return counts
 
 
 def check_ignore_index(ignore_index):
@@ -213,8 +281,32 @@ def check_ignore_index(ignore_index):
     return int(ignore_index)
 
 
+def _representable(value, dtype):
+    """Whether the label value (a Python int, float or bool) is exactly a
+    value of ``dtype``."""
+    if dtype.kind == "f":
+        return bool(np.isfinite(value))
+    if isinstance(value, float):
+        if not value.is_integer():
+            return False
+        value = int(value)
+    value = int(value)
+    if dtype.kind == "b":
+        return value in (0, 1)
+    info = np.iinfo(dtype)
+    return int(info.min) <= value <= int(info.max)
+
+
 class LabelCodec:
     """Maps label values to class indices (and back) for one fitted segmenter.
+
+    Every integer dtype (int8 to int64, uint8 to uint64, bool) round-trips
+    exactly, as do floats with integral values: masks of 1 and 2 bytes per
+    value are encoded through a look-up table on the device, wider integers
+    by a binary search over the class values in a 64-bit form that keeps
+    their order and identity (uint64 through its bit pattern), floats by a
+    binary search in float64. A mask value that is no class, or is the
+    ignore label, becomes :data:`IGNORE`.
 
     Parameters
     ----------
@@ -227,43 +319,86 @@ class LabelCodec:
     def __init__(self, classes, ignore_label=None):
         self.classes = np.asarray(classes)
         self.ignore_label = ignore_label
-        self._table = None
-        if self.classes.dtype == bool or self.classes.dtype == np.uint8:
-            table = np.full(256, IGNORE, dtype=np.int64)
-            table[self.classes.astype(np.int64)] = np.arange(len(self.classes))
-            self._table = torch.from_numpy(table)
+        self._plans = {}
         self._device_cache = {}
 
-    def _on(self, device, what):
-        key = (str(device), what)
+    def _plan(self, dtype):
+        """How masks of ``dtype`` are encoded (built once per dtype):
+        ``("table", table)`` or ``("search", keys, index)``, host arrays."""
+        dtype = np.dtype(dtype)
+        if dtype in self._plans:
+            return self._plans[dtype]
+        pairs = [(v, k) for k, v in enumerate(self.classes.tolist())
+                 if _representable(v, dtype)
+                 and (self.ignore_label is None or v != self.ignore_label)]
+        if dtype.kind in "biu" and dtype.itemsize <= 2:
+            unsigned = np.dtype(f"u{dtype.itemsize}")
+            table = np.full(256 ** dtype.itemsize, IGNORE, dtype=np.int64)
+            for v, k in pairs:
+                table[int(np.array(int(v), dtype=dtype).view(unsigned))] = k
+            plan = ("table", table)
+        else:
+            if dtype.kind == "f":
+                keys = np.array([float(v) for v, _ in pairs], dtype=np.float64)
+            elif dtype == np.uint64:
+                keys = np.array([int(v) for v, _ in pairs], dtype=np.uint64).view(np.int64)
+            else:
+                keys = np.array([int(v) for v, _ in pairs], dtype=np.int64)
+            index = np.array([k for _, k in pairs], dtype=np.int64)
+            keys, first = np.unique(keys, return_index=True)  # sorted, one entry per key
+            plan = ("search", keys, index[first])
+        self._plans[dtype] = plan
+        return plan
+
+    def _on(self, device, dtype, j):
+        key = (str(device), np.dtype(dtype), j)
         if key not in self._device_cache:
-            src = self._table if what == "table" else torch.as_tensor(
-                self.classes.astype(np.float64 if self.classes.dtype.kind == "f" else np.int64))
-            self._device_cache[key] = src.to(device)
+            self._device_cache[key] = torch.from_numpy(self._plan(dtype)[j]).to(device)
         return self._device_cache[key]
 
     def encode(self, masks, device):
-        """Encode a batch ``(N, H, W)`` of label values into an int64 tensor of
-        class indices on ``device``; unknown values and the ignore label become
+        """Encode label values (any shape) into an int64 tensor of class
+        indices on ``device``; unknown values and the ignore label become
         :data:`IGNORE`."""
-        masks = np.ascontiguousarray(masks)
-        if not masks.flags.writeable:
-            masks = masks.copy()  # torch.from_numpy warns on read-only memory
-        if self._table is not None:
-            raw = torch.from_numpy(masks.view(np.uint8)).to(device, non_blocking=True)
-            return self._on(device, "table")[raw.long()]
+        masks = np.asarray(masks)
+        plan = self._plan(masks.dtype)
+        if plan[0] == "table":
+            if masks.dtype.itemsize == 1:
+                raw = masks.view(np.uint8)
+            else:  # torch holds int16 everywhere; the table is indexed by the bit pattern
+                raw = masks.view(np.int16)
+            raw = _torch_ready(raw)
+            t = torch.from_numpy(raw).to(device, non_blocking=True).long()
+            if masks.dtype.itemsize == 2:
+                t = t.bitwise_and_(0xFFFF)
+            return self._on(device, masks.dtype, 1)[t]
+        keys = self._on(device, masks.dtype, 1)
         if masks.dtype.kind == "f":
-            raw = torch.from_numpy(masks.astype(np.float64, copy=False)).to(device)
+            raw = masks.astype(np.float64, copy=False)
+        elif masks.dtype == np.uint64:
+            raw = masks.view(np.int64)  # the keys were made the same way
         else:
-            raw = torch.from_numpy(masks.astype(np.int64, copy=False)).to(device)
-        classes = self._on(device, "classes")
-        idx = torch.searchsorted(classes, raw).clamp_(max=len(self.classes) - 1)
-        known = classes[idx] == raw
-        return torch.where(known, idx, torch.full_like(idx, IGNORE))
+            raw = masks.astype(np.int64, copy=False)
+        raw = torch.from_numpy(_torch_ready(raw)).to(device)
+        if keys.numel() == 0:
+            return torch.full(raw.shape, IGNORE, dtype=torch.int64, device=raw.device)
+        pos = torch.searchsorted(keys, raw).clamp_(max=keys.numel() - 1)
+        known = keys[pos] == raw
+        index = self._on(device, masks.dtype, 2)[pos]
+        return torch.where(known, index, torch.full_like(index, IGNORE))
 
     def decode(self, indices):
         """Class indices (NumPy) back to label values in the dtype of y."""
         return self.classes[indices]
+
+
+def _torch_ready(arr):
+    """A C-contiguous, writable array torch.from_numpy takes without warning."""
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:
+        arr = arr.copy()  # torch.from_numpy warns on read-only memory
+    return arr
 
 
 def to_tensor(batch, device):

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._arrays import LazyArray, TileReader, image_shape, is_array_like
 from ._data import to_tensor
+from ._validation import check_bool, check_int, is_int
 
 #: Default pixel budget of ``iter_predictions``: with ``tiling="auto"`` an
 #: image with more pixels than this is predicted in tiles, and a whole-image
@@ -36,35 +38,17 @@ _OUTPUTS = ("proba", "labels")
 # ---------------------------------------------------------------------- #
 # argument checking
 # ---------------------------------------------------------------------- #
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_int(value, name, minimum=1):
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
-    return int(value)
-
-
 def _check_pair(value, name):
     """An int or a pair of ints, each >= 1, as a tuple ``(h, w)``."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an integer or a pair (h, w); got {value!r}.")
-        return tuple(_check_int(v, name) for v in value)
-    if not _is_int(value):
+        return tuple(check_int(v, name, low=1) for v in value)
+    if not is_int(value):
         raise TypeError(f"{name} must be an integer >= 1 or a pair (h, w) of them; "
                         f"got {value!r}.")
-    v = _check_int(value, name)
+    v = check_int(value, name, low=1)
     return v, v
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}.")
-    return bool(value)
 
 
 def _check_tile_size(tile_size, pad_multiple):
@@ -101,7 +85,7 @@ def _check_tiling(tiling):
 def _check_device(device):
     if isinstance(device, torch.device):
         return device
-    if not isinstance(device, str) and not _is_int(device):
+    if not isinstance(device, str) and not is_int(device):
         raise TypeError(f"device must be a torch.device, a string such as 'cpu' or 'cuda', or "
                         f"a CUDA device index; got {device!r}.")
     try:
@@ -111,16 +95,20 @@ def _check_device(device):
 
 
 def _check_image_set(images):
-    """Images as a 4-D array (n, H, W, C) or a list of (H, W, C) arrays, without copying."""
+    """Images as a 4-D array (n, H, W, C) or a list of (H, W, C) arrays, without
+    copying or reading; array-likes that read on demand are wrapped in a
+    :class:`~sksegment._arrays.LazyArray`."""
     if isinstance(images, torch.Tensor):
         raise TypeError("images must be NumPy arrays (channels last), not a torch.Tensor.")
     if isinstance(images, (list, tuple)):
         out = []
         for i, img in enumerate(images):
-            if not isinstance(img, np.ndarray):
+            if is_array_like(img):
+                img = LazyArray(img, f"images[{i}]")
+            if not isinstance(img, (np.ndarray, LazyArray)):
                 raise TypeError(f"images[{i}] must be a NumPy array; got {type(img).__name__}.")
             if img.ndim == 2:
-                img = img[:, :, None]
+                img = img.with_channel_axis() if isinstance(img, LazyArray) else img[:, :, None]
             if img.ndim != 3 or 0 in img.shape:
                 raise ValueError(f"images[{i}] must be a non-empty (H, W, C) array; "
                                  f"got shape {img.shape}.")
@@ -128,11 +116,14 @@ def _check_image_set(images):
                 raise TypeError(f"images[{i}] must hold real numbers; got dtype {img.dtype}.")
             out.append(img)
         return out
-    if not isinstance(images, np.ndarray):
+    if is_array_like(images):
+        images = LazyArray(images, "images")
+    if not isinstance(images, (np.ndarray, LazyArray)):
         raise TypeError("images must be a NumPy array (n, H, W, C) or a list of (H, W, C) "
                         f"arrays; got {type(images).__name__}.")
     if images.ndim == 3:
-        images = images[..., None]
+        images = (images.with_channel_axis() if isinstance(images, LazyArray)
+                  else images[..., None])
     if images.ndim != 4 or 0 in images.shape[1:]:
         raise ValueError("images must be a 4-D array (n, H, W, C) with non-empty images; "
                          f"got shape {images.shape}.")
@@ -267,8 +258,8 @@ def gaussian_importance_map(tile_h, tile_w, sigma_scale=1 / 8, *, min_weight=1e-
     >>> bool((g[32, 16] > g[0, 0]) and (g[32, 16] > g[32, 0]))
     True
     """
-    tile_h = _check_int(tile_h, "tile_h")
-    tile_w = _check_int(tile_w, "tile_w")
+    tile_h = check_int(tile_h, "tile_h", low=1)
+    tile_w = check_int(tile_w, "tile_w", low=1)
     if isinstance(sigma_scale, bool) or not isinstance(sigma_scale, numbers.Real):
         raise TypeError(f"sigma_scale must be a positive float; got {sigma_scale!r}.")
     if not math.isfinite(sigma_scale) or sigma_scale <= 0:
@@ -427,31 +418,28 @@ def _tile_region(shape, tile):
 
 class _Band:
     """Float32 accumulator of the blended probabilities of ``height`` rows
-    starting at image row ``start`` (rows above are final and written out)."""
+    starting at image row ``start``, over the columns of the predicted region
+    (rows above are final and handed to ``write``)."""
 
-    def __init__(self, n_classes, height, width, out, output, device):
+    def __init__(self, n_classes, height, width, start, write, output, device):
         self.acc = torch.zeros((n_classes, height, width), dtype=torch.float32, device=device)
         self.weight = torch.zeros((height, width), dtype=torch.float32, device=device)
         self.height = height
-        self.start = 0
-        self.out = out
+        self.start = start
+        self.write = write
         self.output = output
 
-    def add(self, p, weights, x):
-        w = p.shape[-1]
-        self.acc[:, :, x:x + w].addcmul_(p, weights)
-        self.weight[:, x:x + w].add_(weights)
+    def add(self, p, weights, row, col):
+        h, w = p.shape[-2:]
+        self.acc[:, row:row + h, col:col + w].addcmul_(p, weights)
+        self.weight[row:row + h, col:col + w].add_(weights)
 
     def flush(self, rows):
-        """Write the first ``rows`` rows of the band out and move it down."""
+        """Hand the first ``rows`` rows of the band to ``write`` and move it down."""
         if rows <= 0:
             return
         prob = self.acc[:, :rows].div_(self.weight[:rows])  # in place: these rows are done
-        dst = torch.from_numpy(self.out[self.start:self.start + rows])
-        if self.output == "labels":
-            dst.copy_(_argmax_classes(prob))
-        else:
-            dst.copy_(prob.permute(1, 2, 0))
+        self.write(self.start, _finish(prob, self.output))
         keep = self.height - rows
         if keep > 0:
             self.acc[:, :keep] = self.acc[:, rows:].clone()
@@ -461,63 +449,84 @@ class _Band:
         self.start += rows
 
 
+def _tiles_in(shape, cfg, region):
+    """Tile offsets (row-major) of an image of ``shape`` whose tile touches
+    ``region`` = (top, bottom, left, right), and the tile size."""
+    rh, rw = _tile_region(shape, cfg["tile"])
+    r0, r1, c0, c1 = region
+    ys = [y for y in _tile_starts(shape[0], rh, cfg["overlap"]) if y < r1 and y + rh > r0]
+    xs = [x for x in _tile_starts(shape[1], rw, cfg["overlap"]) if x < c1 and x + rw > c0]
+    return [(y, x) for y in ys for x in xs], (rh, rw)
+
+
 def _n_tiles(shape, cfg):
-    region = _tile_region(shape, cfg["tile"])
-    return (len(_tile_starts(shape[0], region[0], cfg["overlap"]))
-            * len(_tile_starts(shape[1], region[1], cfg["overlap"])))
+    return len(_tiles_in(shape, cfg, (0, shape[0], 0, shape[1]))[0])
 
 
-def _predict_tiled(model, image, cfg, bar):
-    """Blend the tile predictions of one (H, W, C) image; return the output array."""
-    height, width = image.shape[:2]
-    rh, rw = _tile_region((height, width), cfg["tile"])
-    ys = _tile_starts(height, rh, cfg["overlap"])
-    xs = _tile_starts(width, rw, cfg["overlap"])
-    positions = [(y, x) for y in ys for x in xs]
+def _predict_tiled(model, images, i, cfg, bar, write, region=None):
+    """Blend the tile predictions of image ``i`` over ``region`` = (top,
+    bottom, left, right) (default: the whole image); ``write(row, block)``
+    receives the finished rows of the region, top to bottom, as
+    :func:`_finish` makes them.
+
+    Tiles are read with :class:`TileReader` (from a store: a band of tile
+    rows at a time, never the whole image). The result at a pixel depends only on
+    the tiles of the whole image's grid that cover it, added in row-major
+    order, so a region gives the values of the whole image there.
+    """
+    height, width = image_shape(images, i)
+    region = (0, height, 0, width) if region is None else region
+    r0, r1, c0, c1 = region
+    positions, (rh, rw) = _tiles_in((height, width), cfg, region)
     device = cfg["device"]
     weights = gaussian_importance_map(rh, rw, device=device)
     band = None
-    out = None
     bs = cfg["batch_size"]
+    read = TileReader(images, i, positions, (rh, rw))
     for s in range(0, len(positions), bs):
         chunk = positions[s:s + bs]
-        batch = np.stack([image[y:y + rh, x:x + rw] for y, x in chunk])
+        batch = np.stack([read(y, x) for y, x in chunk])
         x_in = _prepare(batch, device, cfg["transform"])
         del batch
         p = _forward_proba(model, x_in, cfg["pad_multiple"], cfg["tta"])
         del x_in
         if band is None:
-            k = p.shape[1]
-            if cfg["output"] == "labels":
-                out = np.empty((height, width), dtype=np.int64)
-            else:
-                out = np.empty((height, width, k), dtype=np.float32)
-            band = _Band(k, rh, width, out, cfg["output"], device)
+            band = _Band(p.shape[1], rh, c1 - c0, r0, write, cfg["output"], device)
         for (y, x), pi in zip(chunk, p):
             band.flush(y - band.start)  # rows above this tile row are final
-            band.add(pi, weights, x)
+            ty0, ty1 = max(y, r0), min(y + rh, r1)
+            tx0, tx1 = max(x, c0), min(x + rw, c1)
+            if (ty0, ty1, tx0, tx1) != (y, y + rh, x, x + rw):  # the tile leaves the region
+                pi = pi[:, ty0 - y:ty1 - y, tx0 - x:tx1 - x]
+                w = weights[ty0 - y:ty1 - y, tx0 - x:tx1 - x]
+            else:
+                w = weights
+            band.add(pi, w, ty0 - band.start, tx0 - c0)
         del p
         bar.update(1)
-    band.flush(height - band.start)
-    return out
+    band.flush(r1 - band.start)
 
 
 # ---------------------------------------------------------------------- #
 # scheduling
 # ---------------------------------------------------------------------- #
+def _is_tiled(shape, cfg):
+    return cfg["tiling"] is True or (cfg["tiling"] == "auto"
+                                     and shape[0] * shape[1] > cfg["max_pixels"])
+
+
 def _jobs(images, cfg):
     """Work items in an order that lets outputs be yielded early:
     ("whole", [indices of one shape]) or ("tiles", [index])."""
     n = len(images)
-    uniform = isinstance(images, np.ndarray)
+    uniform = not isinstance(images, list)
     window = max(n, 1) if uniform else 8 * cfg["batch_size"]
     for start in range(0, n, window):
         jobs = []
         groups = {}
         for i in range(start, min(n, start + window)):
-            shape = images[i].shape
-            if cfg["tiling"] is True or (cfg["tiling"] == "auto"
-                                         and shape[0] * shape[1] > cfg["max_pixels"]):
+            shape = image_shape(images, i)
+            if _is_tiled(shape, cfg):
                 jobs.append(("tiles", [i]))
             else:
                 groups.setdefault(shape, []).append(i)
@@ -534,15 +543,15 @@ def _n_steps(images, cfg):
         if kind == "whole":
             total += 1
         else:
-            total += -(-_n_tiles(images[idx[0]].shape[:2], cfg) // cfg["batch_size"])
+            total += -(-_n_tiles(image_shape(images, idx[0]), cfg) // cfg["batch_size"])
     return total
 
 
 def _predict_whole(model, images, idx, cfg):
-    if isinstance(images, np.ndarray):
-        batch = images[idx[0]:idx[-1] + 1]  # consecutive indices: a view
+    if isinstance(images, list):
+        batch = np.stack([np.asarray(images[i][:, :]) for i in idx])
     else:
-        batch = np.stack([images[i] for i in idx])
+        batch = np.asarray(images[idx[0]:idx[-1] + 1])  # consecutive indices: a view
     x = _prepare(batch, cfg["device"], cfg["transform"])
     del batch
     if cfg["tta"]:
@@ -555,27 +564,126 @@ def _predict_whole(model, images, idx, cfg):
     return [_finish(torch.softmax(logits[j], dim=0), cfg["output"]) for j in range(len(idx))]
 
 
-@torch.inference_mode()
-def _generate(model, images, cfg):
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(images, cfg):
+    if cfg["verbose"] < 1:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    verbose = cfg["verbose"] >= 1
-    bar = tqdm(total=_n_steps(images, cfg) if verbose else None, disable=not verbose,
-               unit="batch", desc="predict", leave=False)
+    return tqdm(total=_n_steps(images, cfg), unit="batch", desc="predict", leave=False)
+
+
+@torch.inference_mode()
+def _steps(model, images, cfg, write, bar):
+    """Predict every image, handing finished rows to ``write(i, row, block)``;
+    yields the indices of the images finished after each job."""
+    for kind, idx in _jobs(images, cfg):
+        if kind == "whole":
+            for i, block in zip(idx, _predict_whole(model, images, idx, cfg)):
+                write(i, 0, block)
+            bar.update(1)
+        else:
+            i = idx[0]
+            _predict_tiled(model, images, i, cfg, bar, lambda row, block, i=i: write(i, row, block))
+        yield idx
+
+
+class Predictions:
+    """The predictions of a set of images, not computed yet.
+
+    Iterating gives one array per image, in order (as
+    :func:`iter_predictions`); :meth:`write_into` hands the finished rows of
+    each image to a callback instead, so that they can go straight into an
+    output array or store without a per-image array in between.
+
+    Attributes
+    ----------
+    model, images, cfg
+        The network, the checked images and the checked settings.
+    """
+
+    def __init__(self, model, images, cfg):
+        self.model, self.images, self.cfg = model, images, cfg
+
+    @property
+    def output(self):
+        return self.cfg["output"]
+
+    def __len__(self):
+        return len(self.images)
+
+    def __iter__(self):
+        return _generate(self.model, self.images, self.cfg)
+
+    def write_into(self, write):
+        """Run the predictions: ``write(i, row, block)`` gets rows
+        ``row:row + len(block)`` of image ``i`` (class indices ``(rows, W)``
+        int64, or probabilities ``(rows, W, K)`` float32), each row once."""
+        bar = _progress(self.images, self.cfg)
+        try:
+            for _ in _steps(self.model, self.images, self.cfg, write, bar):
+                pass
+        finally:
+            bar.close()
+
+
+def _generate(model, images, cfg):
+    bar = _progress(images, cfg)
+    ready, partial = {}, {}
+
+    def write(i, row, block):
+        if row == 0 and len(block) == image_shape(images, i)[0]:
+            partial[i] = block  # a whole image at once: no copy
+            return
+        if i not in partial:
+            partial[i] = np.empty(image_shape(images, i) + block.shape[2:], dtype=block.dtype)
+        partial[i][row:row + len(block)] = block
+
     try:
-        ready = {}
         next_out = 0
-        for kind, idx in _jobs(images, cfg):
-            if kind == "whole":
-                ready.update(zip(idx, _predict_whole(model, images, idx, cfg)))
-                bar.update(1)
-            else:
-                ready[idx[0]] = _predict_tiled(model, images[idx[0]], cfg, bar)
+        for idx in _steps(model, images, cfg, write, bar):
+            for i in idx:
+                ready[i] = partial.pop(i)
             while next_out in ready:
                 yield ready.pop(next_out)
                 next_out += 1
     finally:
         bar.close()
+
+
+def make_predictions(model, images, *, device, output="proba", batch_size=8, pad_multiple=1,
+                     transform=None, tiling="auto", tile_size=None, tile_overlap=0.25,
+                     tta=False, max_tile_pixels=MAX_TILE_PIXELS, verbose=0):
+    """The arguments of :func:`iter_predictions`, checked, as a
+    :class:`Predictions` (nothing is computed yet)."""
+    if not callable(model):
+        raise TypeError(f"model must be a torch.nn.Module or a callable; got {model!r}.")
+    images = _check_image_set(images)
+    device = _check_device(device)
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be 'proba' or 'labels'; got {output!r}.")
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    pad = _check_pair(pad_multiple, "pad_multiple")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be None or a callable; got {transform!r}.")
+    tiling = _check_tiling(tiling)
+    tile = _check_tile_size(tile_size, pad)
+    overlap = _check_overlap(tile_overlap)
+    tta = check_bool(tta, "tta")
+    max_pixels = check_int(max_tile_pixels, "max_tile_pixels", low=1)
+    if isinstance(verbose, bool) or not isinstance(verbose, numbers.Real):
+        raise TypeError(f"verbose must be an integer >= 0; got {verbose!r}.")
+    cfg = {"device": device, "output": output, "batch_size": batch_size, "pad_multiple": pad,
+           "transform": transform, "tiling": tiling, "tile": tile, "overlap": overlap,
+           "tta": tta, "max_pixels": max_pixels, "verbose": verbose}
+    return Predictions(model, images, cfg)
 
 
 def iter_predictions(model, images, *, device, output="proba", batch_size=8, pad_multiple=1,
@@ -608,6 +716,8 @@ def iter_predictions(model, images, *, device, output="proba", batch_size=8, pad
         as returned by :func:`sksegment._data.check_images`; a 3-D array
         ``(n, H, W)`` or 2-D list entries are taken as one channel. Never
         modified; converted to tensors one batch (or batch of tiles) at a time.
+        Array-likes that read on demand (zarr arrays, h5py datasets, dask
+        arrays) are read one batch of images, or one tile, at a time.
     device : torch.device, str or int
         Device of the model; batches are moved there.
     output : {"proba", "labels"}, default="proba"
@@ -682,24 +792,7 @@ def iter_predictions(model, images, *, device, output="proba", batch_size=8, pad
     >>> labels.shape, labels.dtype
     ((7, 30), dtype('int64'))
     """
-    if not callable(model):
-        raise TypeError(f"model must be a torch.nn.Module or a callable; got {model!r}.")
-    images = _check_image_set(images)
-    device = _check_device(device)
-    if output not in _OUTPUTS:
-        raise ValueError(f"output must be 'proba' or 'labels'; got {output!r}.")
-    batch_size = _check_int(batch_size, "batch_size")
-    pad = _check_pair(pad_multiple, "pad_multiple")
-    if transform is not None and not callable(transform):
-        raise TypeError(f"transform must be None or a callable; got {transform!r}.")
-    tiling = _check_tiling(tiling)
-    tile = _check_tile_size(tile_size, pad)
-    overlap = _check_overlap(tile_overlap)
-    tta = _check_bool(tta, "tta")
-    max_pixels = _check_int(max_tile_pixels, "max_tile_pixels")
-    if isinstance(verbose, bool) or not isinstance(verbose, numbers.Real):
-        raise TypeError(f"verbose must be an integer >= 0; got {verbose!r}.")
-    cfg = {"device": device, "output": output, "batch_size": batch_size, "pad_multiple": pad,
-           "transform": transform, "tiling": tiling, "tile": tile, "overlap": overlap,
-           "tta": tta, "max_pixels": max_pixels, "verbose": verbose}
-    return _generate(model, images, cfg)
+    return iter(make_predictions(
+        model, images, device=device, output=output, batch_size=batch_size,
+        pad_multiple=pad_multiple, transform=transform, tiling=tiling, tile_size=tile_size,
+        tile_overlap=tile_overlap, tta=tta, max_tile_pixels=max_tile_pixels, verbose=verbose))

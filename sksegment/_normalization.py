@@ -4,8 +4,9 @@ per-batch transform they define.
 Statistics are computed on what the network would see without normalisation:
 each batch converted by :func:`sksegment._data.to_tensor` (uint8 / 255, ...)
 and passed through the deterministic steps of the augmentation chain (an
-``IntensityStandardizer`` of a Pipeline, say). The images are read a batch
-at a time and converted on the device; no float copy of the data set is made.
+``IntensityStandardizer`` of a Pipeline, say). The images are read a few at
+a time (from memory) or in bands of rows (from a store on disk or a list)
+and converted on the device; no float copy of the data set is made.
 
 A normalisation is stored as plain numbers, ``{"kind", "shift", "scale"}``
 with one shift and scale per channel, and applied as ``(x - shift) / scale``
@@ -17,6 +18,7 @@ export's JSON.
 import numpy as np
 import torch
 
+from ._arrays import row_bands
 from ._data import image_shape, n_channels, to_tensor
 
 NORMALIZATIONS = ("zscore", "minmax", "imagenet")
@@ -93,21 +95,28 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
 
 
 def _batches(images, transform, device):
-    """Float tensors (N, C, H, W) of the images, a few at a time."""
-    n = len(images)
-    i = 0
+    """Float tensors (N, C, H, W) of the images: a few whole images at a time
+    from an in-memory array, bands of rows (bounded reads) from a store or a
+    list."""
     with torch.no_grad():
-        while i < n:
-            h, w = image_shape(images, i)
-            j = i + 1
-            if isinstance(images, np.ndarray):
-                j = min(n, i + max(1, _BATCH_PIXELS // (h * w)))
-                batch = images[i:j]
-            else:
-                batch = images[i][None]
+        for batch in _host_batches(images):
             x = to_tensor(batch, device)
             yield transform(x) if transform is not None else x
-            i = j
+
+
+def _host_batches(images):
+    if isinstance(images, np.ndarray):
+        n = len(images)
+        h, w = image_shape(images, 0)
+        step = max(1, _BATCH_PIXELS // (h * w))
+        for i in range(0, n, step):
+            yield images[i:i + step]
+        return
+    for i in range(len(images)):
+        for top, bottom in row_bands(images, i):
+            band = images[i][top:bottom] if isinstance(images, list) \
+                else images[i, top:bottom]
+            yield np.asarray(band)[None]
 
 
 def make_normalization(kind, stats, n_channels_in):

@@ -5,9 +5,16 @@ A batch is a NumPy triple ``(x, y, valid)``: images ``(B, h, w, C)`` and masks
 array, or None when every pixel is real — that marks the pixels which came
 from an image rather than from padding. Only the batch is copied, never the
 data set.
+
+Images and masks may be array-likes that read on demand
+(:class:`sksegment._arrays.LazyArray`): a patch is read as the patch window
+of the store (``images[i, top:top + h, left:left + w]``), never as the whole
+image, and the foreground scan reads a mask in bounded row bands.
 """
 
 import numpy as np
+
+from ._arrays import image_shape, read_region, row_bands
 
 #: Foreground positions kept per image for ``foreground_fraction``.
 _MAX_FOREGROUND_SAMPLES = 1024
@@ -26,8 +33,8 @@ class BatchSampler:
 
     Parameters
     ----------
-    images : ndarray (n, H, W, C) or list of (H, W, C) arrays
-    masks : ndarray (n, H, W) or list of (H, W) arrays
+    images : ndarray or LazyArray (n, H, W, C), or list of (H, W, C) arrays
+    masks : ndarray or LazyArray (n, H, W), or list of (H, W) arrays
     batch_size : int
     patch_size : int, (int, int) or None
         Random crops of this size; None uses whole images (a batch of images
@@ -49,15 +56,14 @@ class BatchSampler:
         self.background = background
         self.ignore_label = ignore_label
         self.n = len(images)
-        self._is_array = isinstance(images, np.ndarray)
+        self._is_array = not isinstance(images, list)
         self._foreground = {}
         # patches each image gives per epoch: enough to cover its area once
         # (one for whole-image training); sizes are fixed, so counted once
         if self.patch_size is None:
             self._n_patches = np.ones(self.n, dtype=np.int64)
         else:
-            areas = (np.full(self.n, masks.shape[1] * masks.shape[2]) if isinstance(masks, np.ndarray)
-                     else np.array([m.shape[0] * m.shape[1] for m in masks]))
+            areas = np.array([h * w for h, w in (image_shape(masks, i) for i in range(self.n))])
             per_patch = self.patch_size[0] * self.patch_size[1]
             self._n_patches = np.maximum(1, np.round(areas / per_patch)).astype(np.int64)
 
@@ -91,10 +97,10 @@ class BatchSampler:
         return _stack([c[0] for c in crops], [c[1] for c in crops])
 
     def _crop(self, i, rng):
-        img, msk = self.images[i], self.masks[i]
+        H, W = image_shape(self.masks, i)
         if self.patch_size is None:
-            return img, msk
-        H, W = msk.shape
+            return (read_region(self.images, i, 0, 0, H, W),
+                    read_region(self.masks, i, 0, 0, H, W))
         ph, pw = self.patch_size
         cy = cx = None
         if self.foreground_fraction > 0 and rng.random_sample() < self.foreground_fraction:
@@ -105,29 +111,57 @@ class BatchSampler:
         else:
             top = int(np.clip(cy - ph // 2, 0, max(H - ph, 0)))
             left = int(np.clip(cx - pw // 2, 0, max(W - pw, 0)))
-        return img[top:top + ph, left:left + pw], msk[top:top + ph, left:left + pw]
+        return (read_region(self.images, i, top, left, ph, pw),
+                read_region(self.masks, i, top, left, ph, pw))
+
+    def _foreground_in(self, i, top, bottom):
+        """Flat positions of the foreground pixels in rows ``top:bottom`` of mask ``i``."""
+        W = image_shape(self.masks, i)[1]
+        msk = read_region(self.masks, i, top, 0, bottom - top, W)
+        fg = msk != self.background
+        if self.ignore_label is not None:
+            fg &= msk != self.ignore_label
+        return np.flatnonzero(fg) + top * W
 
     def _foreground_pixel(self, i, rng):
         """A random pixel of image ``i`` that is neither background nor
         unlabelled; (None, None) when the image has none.
 
-        Each mask is scanned once, on first use; up to
-        ``_MAX_FOREGROUND_SAMPLES`` of its foreground positions are kept
-        (as nnU-Net keeps a subsample of class locations).
+        Each mask is scanned once, on first use, in row bands of bounded
+        size; up to ``_MAX_FOREGROUND_SAMPLES`` of its foreground positions
+        are kept (as nnU-Net keeps a subsample of class locations). The
+        subsample is the one ``rng.choice(positions, _MAX_FOREGROUND_SAMPLES,
+        replace=False)`` draws, found without holding every position: a first
+        pass counts them, a second picks the drawn ones.
         """
         if i not in self._foreground:
-            msk = self.masks[i]
-            fg = msk != self.background
-            if self.ignore_label is not None:
-                fg &= msk != self.ignore_label
-            where = np.flatnonzero(fg)
-            if where.size > _MAX_FOREGROUND_SAMPLES:
-                where = rng.choice(where, _MAX_FOREGROUND_SAMPLES, replace=False)
-            self._foreground[i] = where.astype(np.int32 if fg.size < 2**31 else np.int64)
+            H, W = image_shape(self.masks, i)
+            bands = row_bands(self.masks, i)
+            counts, kept, total = [], [], 0
+            for top, bottom in bands:
+                where = self._foreground_in(i, top, bottom)
+                counts.append(where.size)
+                total += where.size
+                if total <= _MAX_FOREGROUND_SAMPLES:
+                    kept.append(where)
+            if total <= _MAX_FOREGROUND_SAMPLES:
+                where = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+            else:
+                pick = rng.choice(total, _MAX_FOREGROUND_SAMPLES, replace=False)
+                order = np.argsort(pick, kind="stable")
+                ranks = pick[order]
+                offsets = np.concatenate([[0], np.cumsum(counts)])
+                where = np.empty(_MAX_FOREGROUND_SAMPLES, dtype=np.int64)
+                for b, (top, bottom) in enumerate(bands):
+                    lo, hi = np.searchsorted(ranks, offsets[b:b + 2])
+                    if hi > lo:
+                        positions = self._foreground_in(i, top, bottom)
+                        where[order[lo:hi]] = positions[ranks[lo:hi] - offsets[b]]
+            self._foreground[i] = where.astype(np.int32 if H * W < 2**31 else np.int64)
         where = self._foreground[i]
         if where.size == 0:
             return None, None
-        return divmod(int(where[rng.randint(where.size)]), self.masks[i].shape[1])
+        return divmod(int(where[rng.randint(where.size)]), image_shape(self.masks, i)[1])
 
 
 def _stack(xs, ys):

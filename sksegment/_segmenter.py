@@ -19,19 +19,24 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _checkpoint, _planning, _training
+from ._arrays import is_dask, is_dask_images
+from ._arrays import take as _take_images
 from ._data import (
     IGNORE,
     LabelCodec,
+    check_finite,
     check_ignore_index,
     check_images,
     check_masks,
+    count_pixels,
     image_shape,
     n_channels,
     unique_labels,
 )
 from ._inference import _check_tile_size as check_tile_size
-from ._inference import iter_predictions
+from ._inference import make_predictions
 from ._normalization import Normalizer, intensity_statistics, make_normalization
+from ._outputs import check_out, collect
 from ._sampling import BatchSampler
 from ._validation import (
     InstanceOf,
@@ -529,7 +534,7 @@ class CNNSegmenter(BaseEstimator):
                            else _planning.default_augmenters())
             self._augment_chain = make_chain(augment, X=X)
             full_chain = _join_chains(chain, self._augment_chain)
-            counts = _training.count_pixels(masks, codec, self.n_classes_)
+            counts = count_pixels(masks, codec, self.n_classes_)
             if not continuing:
                 reasons = self._plan(images, counts, full_chain.deterministic(), device)
                 if self.verbose:
@@ -800,20 +805,30 @@ class CNNSegmenter(BaseEstimator):
     # ------------------------------------------------------------------ #
     # prediction
     # ------------------------------------------------------------------ #
-    def _check_predict_input(self, X):
+    def _check_predict_input(self, X, out=None, output="labels"):
+        """Checked images and the chain to apply. ``out`` is checked too,
+        before the images are scanned for NaN; a dask array without ``out``
+        (predicted lazily) is not scanned."""
         check_is_fitted(self, "model_")
         images, chain = unwrap(X)
-        images = check_images(images, "X")
+        lazy_dask = out is None and is_dask(images)
+        images = check_images(images, "X", check_finite=False)
         if n_channels(images) != self.n_channels_in_:
             raise ValueError(
                 f"X has {n_channels(images)} channel(s) but the segmenter was fitted on "
                 f"{self.n_channels_in_}."
             )
+        if out is not None:
+            check_out(out, images, output, self.classes_, n_classes=self.n_classes_)
+        if not lazy_dask:
+            check_finite(images, "X")
         return images, _join_chains(chain, self._augment_chain)
 
     def _predict_images(self, images, chain, output, verbose=None):
-        """Predictions for checked images: an iterator of one array per image
-        (class indices for ``output="labels"``)."""
+        """Predictions for checked images, not computed yet: a
+        :class:`sksegment._inference.Predictions`, which iterates over one
+        array per image (class indices for ``output="labels"``) or writes
+        finished rows into an output (:func:`sksegment._outputs.collect`)."""
         model = self.model_
         model.eval()
         device = next(model.parameters()).device if any(True for _ in model.parameters()) \
@@ -833,48 +848,91 @@ class CNNSegmenter(BaseEstimator):
             tile_size = tuple(max(p, 256) for p in self.patch_size_)
         # progress bars of prediction at verbose >= 2 only (1 is training progress)
         verbose = max(0, self.verbose - 1) if verbose is None else verbose
-        return iter_predictions(
+        return make_predictions(
             model, images, device=device, output=output, batch_size=self.batch_size_,
             pad_multiple=self._pad_multiple(model),
             transform=transform if len(chain) or normalize is not None else None,
             tiling=self.tiling, tile_size=tile_size, tile_overlap=self.tile_overlap,
             tta=self.tta, verbose=verbose)
 
-    def predict(self, X):
+    def predict(self, X, out=None):
         """Label images for ``X``.
 
         Parameters
         ----------
-        X : ndarray of shape (n, H, W) or (n, H, W, C), or list of images
-            Sizes may differ from those seen in fit.
+        X : ndarray of shape (n, H, W) or (n, H, W, C), array-like that reads
+            on demand, or list of images
+            Sizes may differ from those seen in fit. A ``numpy.memmap``, a
+            zarr array or an h5py dataset is read one batch of images, or one
+            tile, at a time. A dask array gives a dask array back (below).
+        out : array-like of shape (n, H, W), list of arrays, or None, default=None
+            Where to write the labels (an ndarray, a memmap, a zarr array, an
+            h5py dataset: anything with ``shape``, ``dtype`` and slice
+            assignment). Tiled images are written band by band as their rows
+            are finished, so a prediction larger than memory goes straight to
+            disk. Its dtype must hold every value of ``classes_`` exactly. For
+            images of different sizes, pass a list with one ``(H, W)`` array
+            per image. Checked before any prediction work: a wrong shape or
+            dtype, or a read-only or closed store, raises at once.
 
         Returns
         -------
-        y_pred : ndarray of shape (n, H, W), or list of (H, W) arrays
+        y_pred : ndarray of shape (n, H, W), list of (H, W) arrays, dask array, or out
             In the label values and dtype of the ``y`` given to fit; a list
-            when the images differ in size.
+            when the images differ in size; ``out`` itself when given. For a
+            dask array ``X`` (and ``out=None``), a lazy dask array of shape
+            (n, H, W): one image per chunk along the first axis, the chunks
+            of ``X`` along rows and columns (chunks smaller than a tile merged
+            with a neighbour; an image predicted whole is one chunk). Each
+            block is computed with an overlap of one tile into its
+            neighbours, so its interior gets the same tiles, blended in the
+            same order, as the in-memory prediction: computed, its
+            probabilities equal the in-memory ones to about 1e-5 (float32
+            rounding of differently composed batches of tiles), and so do its
+            labels except where two classes tie within that rounding.
         """
-        images, chain = self._check_predict_input(X)
-        labels = self._predict_images(images, chain, "labels")
+        images, chain = self._check_predict_input(X, out, "labels")
         post = getattr(self, "postprocessing_", None)
-        if post is not None:
-            labels = (post.apply(p) for p in labels)
-        return _collect(labels, images, self.classes_)
+        if out is None and is_dask_images(images):
+            from ._dask import postprocess_dask, predict_dask
 
-    def predict_proba(self, X):
+            labels = predict_dask(self._predict_images(images, chain, "labels"), images.store,
+                                  self.classes_, self.n_classes_)
+            return labels if post is None else postprocess_dask(labels, post, self.classes_)
+        predictions = self._predict_images(images, chain, "labels")
+        if post is not None:  # connected components need whole images: one at a time
+            predictions = (post.apply(p) for p in predictions)
+        return _collect(predictions, images, self.classes_, out=out)
+
+    def predict_proba(self, X, out=None):
         """Per-pixel class probabilities for ``X``.
 
         Parameters
         ----------
-        X : ndarray of shape (n, H, W) or (n, H, W, C), or list of images
+        X : ndarray of shape (n, H, W) or (n, H, W, C), array-like that reads
+            on demand, or list of images
+            As in :meth:`predict`; a dask array gives a dask array back.
+        out : array-like of shape (n, H, W, n_classes_), list of arrays, or None, default=None
+            Where to write the probabilities, as in :meth:`predict`. Its dtype
+            must be a float dtype: float32 keeps them as computed, float16
+            halves the size (rounded to about 3 significant digits, so rows
+            may sum to 1 only within about 1e-3).
 
         Returns
         -------
-        proba : ndarray of shape (n, H, W, n_classes_) float32, or list
-            Probabilities of ``classes_``, summing to 1 on the last axis.
+        proba : ndarray of shape (n, H, W, n_classes_) float32, list, dask array, or out
+            Probabilities of ``classes_``, summing to 1 on the last axis;
+            ``out`` itself when given; for a dask array ``X``, a lazy dask
+            array of shape (n, H, W, n_classes_) chunked as in :meth:`predict`
+            (the last axis in one chunk).
         """
-        images, chain = self._check_predict_input(X)
-        return _collect(self._predict_images(images, chain, "proba"), images)
+        images, chain = self._check_predict_input(X, out, "proba")
+        if out is None and is_dask_images(images):
+            from ._dask import predict_dask
+
+            return predict_dask(self._predict_images(images, chain, "proba"), images.store,
+                                self.classes_, self.n_classes_)
+        return _collect(self._predict_images(images, chain, "proba"), images, out=out)
 
     def score(self, X, y):
         """Mean IoU over ``classes_`` (or the figure named by ``scoring``).
@@ -884,16 +942,29 @@ class CNNSegmenter(BaseEstimator):
 
         Parameters
         ----------
-        X : ndarray or list of images
-        y : ndarray of shape (n, H, W) or list of label images
+        X : ndarray, array-like that reads on demand, or list of images
+            A dask array is predicted in memory here (not as a dask array).
+        y : ndarray of shape (n, H, W), array-like, or list of label images
+            An array-like is read one image at a time.
 
         Returns
         -------
         score : float
+
+        Notes
+        -----
+        The predicted label images are held in memory while they are scored;
+        for data larger than memory, predict into a store with ``out=`` and
+        score it in parts with :mod:`sksegment.metrics`.
         """
         check_is_fitted(self, "model_")
         self._warn_unseen_labels(y)
-        return float(self._get_scorer()(self, X, y))
+        estimator = self
+        if is_dask(unwrap(X)[0]):
+            from ._dask import EagerView
+
+            estimator = EagerView(self)
+        return float(self._get_scorer()(estimator, X, y))
 
     def _warn_unseen_labels(self, y):
         """score: labels in y that the model never saw count as errors; say so."""
@@ -1016,24 +1087,14 @@ def _join_chains(first, second):
 
 
 def _take(data, idx):
-    if isinstance(data, list):
-        return [data[i] for i in idx]
-    return data[idx]
+    """Images ``idx`` of a list (a new list) or of an array or store (a lazy
+    view: nothing is read or copied)."""
+    return _take_images(data, idx)
 
 
-def _collect(predictions, images, classes=None):
-    """Gather per-image predictions (mapped through ``classes`` when given):
-    into one preallocated array for an array input, or when a list's images
-    all share one shape; else into a list."""
-    if isinstance(images, np.ndarray):
-        out = None
-        for i, p in enumerate(predictions):
-            if out is None:
-                dtype = p.dtype if classes is None else classes.dtype
-                out = np.empty((len(images),) + p.shape, dtype=dtype)
-            out[i] = p if classes is None else classes[p]
-        return out
-    preds = [p if classes is None else classes[p] for p in predictions]
-    if len({p.shape for p in preds}) == 1:
-        return np.stack(preds)
-    return preds
+def _collect(predictions, images, classes=None, out=None):
+    """Gather per-image predictions (mapped through ``classes`` when given),
+    written row band by row band: into ``out`` when given, else into one
+    new array for an array input or a list whose images share one shape,
+    else into a list."""
+    return collect(predictions, images, classes, out=out)

@@ -558,17 +558,3 @@ def release_cuda_memory(device):
     """Hand cached CUDA blocks back after fit so many fits can share a GPU."""
     if device is not None and device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def count_pixels(sampler_masks, codec, n_classes, chunk=1 << 22):
-    """Labelled pixels per class (for class_weight='balanced'), by bincount on
-    the host, chunk by chunk."""
-    counts = np.zeros(n_classes, dtype=np.int64)
-    arrs = sampler_masks if isinstance(sampler_masks, list) else [sampler_masks]
-    for a in arrs:
-        flat = a.reshape(-1)
-        for s in range(0, flat.size, chunk):
-            idx = codec.encode(flat[s:s + chunk][None], "cpu").reshape(-1)
-            idx = idx[idx >= 0]
-            counts += np.bincount(idx.numpy(), minlength=n_classes)
-    return counts
