@@ -140,10 +140,22 @@ def take_pixels(x, y, rows, cols):
     rows, cols = torch.broadcast_tensors(rows, cols)
     out_h, out_w = rows.shape[1:]
     src = (rows * w + cols).reshape(n, 1, out_h * out_w)
-    xo = x.reshape(n, c, h * w).gather(2, src.expand(n, c, -1)).view(n, c, out_h, out_w)
+    # The output keeps the batch's memory format (to_tensor hands batches
+    # over channels last), so the network sees the layout it would without
+    # the op.
+    xo = torch.empty((n, c, out_h, out_w), dtype=x.dtype, device=x.device,
+                     memory_format=_memory_format(x))
+    torch.gather(x.reshape(n, c, h * w), 2, src.expand(n, c, -1), out=xo.view(n, c, -1))
     if y is None:
         return xo, None
     return xo, y.reshape(n, h * w).gather(1, src[:, 0]).view(n, out_h, out_w)
+
+
+def _memory_format(x):
+    """``torch.channels_last`` for a batch stored channels last, else
+    ``torch.contiguous_format``."""
+    channels_last = x.stride(1) == 1 and x.stride(3) == x.shape[1]
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def _pixel_grid(n, h, w, device):

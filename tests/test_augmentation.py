@@ -317,6 +317,15 @@ def test_unselected_samples_come_out_bit_for_bit(name):
     assert 0 < sum(same) < 16
 
 
+@pytest.mark.parametrize("aug", [RandomFlip(p=0.5), RandomRotate90(p=1.0), RandomCrop(size=6)])
+def test_exact_moves_keep_a_channels_last_batch_channels_last(aug):
+    x = torch.rand(4, 8, 8, 3).permute(0, 3, 1, 2)  # as to_tensor hands batches over
+    xa, _ = make_chain(aug)(x, None, generator=generator())
+    assert xa.is_contiguous(memory_format=torch.channels_last)
+    xb, _ = make_chain(aug)(x.contiguous(), None, generator=generator())
+    assert xb.is_contiguous() and torch.equal(xa, xb)
+
+
 @pytest.mark.parametrize("with_mask", [True, False])
 @pytest.mark.parametrize("name", list(ALL) + ["standardizer"])
 def test_ops_read_nothing_back_from_the_device(name, with_mask):
