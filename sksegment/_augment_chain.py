@@ -4,6 +4,8 @@ attached lazily, and the NumPy round trip behind ``sample()``.
 Public through :mod:`sksegment.augmentation`.
 """
 
+import math
+
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
@@ -369,10 +371,14 @@ def _restore_images(arr, dtype):
 
 
 def _check_mask_fill(mask_fill, dtype):
+    """The label of pixels from outside the image, as a value of the masks'
+    ``dtype`` (a bool counts as 0 or 1)."""
     if isinstance(mask_fill, (bool, np.bool_)):
         mask_fill = int(mask_fill)
     if not is_real(mask_fill):
         raise TypeError(f"mask_fill must be a label value (a number); got {mask_fill!r}.")
+    if not math.isfinite(mask_fill):
+        raise ValueError(f"mask_fill must be a finite label value; got {mask_fill!r}.")
     stored = np.array(mask_fill).astype(dtype)
     if stored != mask_fill:
         raise ValueError(f"mask_fill={mask_fill!r} cannot be stored in the masks' dtype {dtype}.")

@@ -432,6 +432,8 @@ def test_sample_mask_fill():
         aug.sample(X, y, mask_fill=-1)
     with pytest.raises(TypeError, match="mask_fill"):
         aug.sample(X, y, mask_fill="none")
+    with pytest.raises(ValueError, match="mask_fill must be a finite label value"):
+        aug.sample(X, y.astype(np.float32), mask_fill=np.inf)
 
 
 # ---------------------------------------------------------------------------
