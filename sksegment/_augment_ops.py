@@ -134,28 +134,24 @@ def take_pixels(x, y, rows, cols):
     ``(n, rows[n, i, j], cols[n, i, j])`` of image and mask alike.
 
     ``rows`` and ``cols`` are int64 and broadcast to ``(N, h, w)``, the output
-    size; every index must lie inside the input.
+    size; every index must lie inside the input. The output keeps the batch's
+    memory format (``to_tensor`` hands batches over channels last), so the
+    network sees the layout it would without the op.
     """
     n, c, h, w = x.shape
     rows, cols = torch.broadcast_tensors(rows, cols)
     out_h, out_w = rows.shape[1:]
-    src = (rows * w + cols).reshape(n, 1, out_h * out_w)
-    # The output keeps the batch's memory format (to_tensor hands batches
-    # over channels last), so the network sees the layout it would without
-    # the op.
-    xo = torch.empty((n, c, out_h, out_w), dtype=x.dtype, device=x.device,
-                     memory_format=_memory_format(x))
-    torch.gather(x.reshape(n, c, h * w), 2, src.expand(n, c, -1), out=xo.view(n, c, -1))
+    src = (rows * w + cols).reshape(n, out_h * out_w)
+    if x.stride(1) == 1 and x.stride(3) == c:  # channels last: gather whole pixels
+        pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+        xo = pixels.gather(1, src[:, :, None].expand(n, -1, c))
+        xo = xo.view(n, out_h, out_w, c).permute(0, 3, 1, 2)
+    else:
+        xo = x.reshape(n, c, h * w).gather(2, src[:, None].expand(n, c, -1))
+        xo = xo.view(n, c, out_h, out_w)
     if y is None:
         return xo, None
-    return xo, y.reshape(n, h * w).gather(1, src[:, 0]).view(n, out_h, out_w)
-
-
-def _memory_format(x):
-    """``torch.channels_last`` for a batch stored channels last, else
-    ``torch.contiguous_format``."""
-    channels_last = x.stride(1) == 1 and x.stride(3) == x.shape[1]
-    return torch.channels_last if channels_last else torch.contiguous_format
+    return xo, y.reshape(n, h * w).gather(1, src).view(n, out_h, out_w)
 
 
 def _pixel_grid(n, h, w, device):

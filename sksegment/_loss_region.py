@@ -346,7 +346,8 @@ class LovaszLoss(_SegmentationLoss):
             q = q.transpose(0, 1).reshape(1, n_classes, -1)
             labelled = valid.any().reshape(1)
         # Ignored pixels have p = q = 0, hence error 0: they sort last and
-        # contribute 0 whatever their gradient weight.
+        # contribute 0 whatever their gradient weight. The sort (one per class
+        # and group, along the pixels) runs on the device and reads nothing back.
         errors = (q - p).abs()
         errors, order = errors.sort(dim=2, descending=True)
         fg = q.gather(2, order)
