@@ -88,23 +88,9 @@ class AugmentationChain:
             New tensors (the inputs are never modified); ``y`` is None if it
             was. Crops change H and W.
         """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor of shape (N, C, H, W); got {type(x)}.")
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (N, C, H, W); got {tuple(x.shape)}.")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor; got {x.dtype}.")
+        _check_images_tensor(x)
         if y is not None:
-            if not isinstance(y, torch.Tensor):
-                raise TypeError(f"y must be a torch.Tensor of shape (N, H, W) or None; "
-                                f"got {type(y)}.")
-            if tuple(y.shape) != (x.shape[0],) + tuple(x.shape[2:]):
-                raise ValueError(f"y must have shape (N, H, W) = "
-                                 f"{(x.shape[0],) + tuple(x.shape[2:])}; got {tuple(y.shape)}.")
-            if y.is_floating_point() or y.dtype == torch.bool:
-                raise TypeError(f"y must hold integer class indices; got {y.dtype}.")
-            if y.dtype != torch.int64:
-                y = y.long()
+            y = _checked_masks_tensor(y, x)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}.")
         for op in self.ops:
@@ -171,6 +157,27 @@ class AugmentationChain:
 
     def __repr__(self):
         return f"AugmentationChain([{', '.join(map(repr, self.ops))}])"
+
+
+def _check_images_tensor(x):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape (N, C, H, W); got {type(x)}.")
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (N, C, H, W); got {tuple(x.shape)}.")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor; got {x.dtype}.")
+
+
+def _checked_masks_tensor(y, x):
+    """``y`` checked against the batch ``x``, as int64."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor of shape (N, H, W) or None; got {type(y)}.")
+    expected = (x.shape[0],) + tuple(x.shape[2:])
+    if tuple(y.shape) != expected:
+        raise ValueError(f"y must have shape (N, H, W) = {expected}; got {tuple(y.shape)}.")
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise TypeError(f"y must hold integer class indices; got {y.dtype}.")
+    return y if y.dtype == torch.int64 else y.long()
 
 
 class AugmentedImages:

@@ -377,39 +377,50 @@ def compute_class_weight(class_weight, classes, counts):
     if classes.ndim != 1 or classes.size == 0:
         raise ValueError(f"classes must be a non-empty 1-D array of labels; got shape "
                          f"{classes.shape}.")
-    k = classes.shape[0]
     if isinstance(class_weight, str):
         if class_weight != "balanced":
+            hint = did_you_mean(class_weight, ["balanced"])
             raise ValueError(f"class_weight must be None, 'balanced' or a dict "
-                             f"{{label: weight}}; got {class_weight!r}.")
-        if isinstance(counts, torch.Tensor):
-            counts = counts.detach().cpu().numpy()
-        counts = np.asarray(counts)
-        if counts.shape != (k,) or counts.dtype.kind not in "biuf":
-            raise ValueError(f"counts must hold one pixel count per class ({k}); got "
-                             f"{counts!r}.")
-        counts = counts.astype(np.float64)
-        if not np.isfinite(counts).all() or (counts < 0).any():
-            raise ValueError(f"counts must be non-negative; got {counts.tolist()}.")
-        missing = classes[counts == 0]
-        if missing.size:
-            raise ValueError(f"class_weight='balanced' needs labelled pixels of every class; "
-                             f"classes {missing.tolist()} have none.")
-        return counts.sum() / (k * counts)
+                             f"{{label: weight}}; got {class_weight!r}"
+                             + (f"; {hint}" if hint else "."))
+        return _balanced_weights(classes, counts)
     if isinstance(class_weight, Mapping):
-        weights = np.ones(k, dtype=np.float64)
-        labels = classes.tolist()
-        for label, value in class_weight.items():
-            matches = [i for i, c in enumerate(labels) if _same_label(c, label)]
-            if not matches:
-                raise ValueError(f"class_weight has label {label!r}, which is not among the "
-                                 f"classes {labels}.")
-            weights[matches[0]] = check_number(value, f"class_weight[{label!r}]", low=0)
-        if not (weights > 0).any():
-            raise ValueError("class_weight must give at least one class a positive weight.")
-        return weights
+        return _dict_weights(classes, class_weight)
     raise TypeError(f"class_weight must be None, 'balanced' or a dict {{label: weight}}; "
                     f"got {type(class_weight).__name__}.")
+
+
+def _balanced_weights(classes, counts):
+    """``n / (K * counts[k])``, as scikit-learn's "balanced"."""
+    k = classes.shape[0]
+    if isinstance(counts, torch.Tensor):
+        counts = counts.detach().cpu().numpy()
+    counts = np.asarray(counts)
+    if counts.shape != (k,) or counts.dtype.kind not in "biuf":
+        raise ValueError(f"counts must hold one pixel count per class ({k}); got {counts!r}.")
+    counts = counts.astype(np.float64)
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise ValueError(f"counts must be non-negative; got {counts.tolist()}.")
+    missing = classes[counts == 0]
+    if missing.size:
+        raise ValueError(f"class_weight='balanced' needs labelled pixels of every class; "
+                         f"classes {missing.tolist()} have none.")
+    return counts.sum() / (k * counts)
+
+
+def _dict_weights(classes, class_weight):
+    """The weights of a ``{label: weight}`` dict, 1 for the labels not in it."""
+    weights = np.ones(classes.shape[0], dtype=np.float64)
+    labels = classes.tolist()
+    for label, value in class_weight.items():
+        matches = [i for i, c in enumerate(labels) if _same_label(c, label)]
+        if not matches:
+            raise ValueError(f"class_weight has label {label!r}, which is not among the "
+                             f"classes {labels}.")
+        weights[matches[0]] = check_number(value, f"class_weight[{label!r}]", low=0)
+    if not (weights > 0).any():
+        raise ValueError("class_weight must give at least one class a positive weight.")
+    return weights
 
 
 def _same_label(a, b):
