@@ -757,6 +757,15 @@ def test_bad_loss_params_raise_value_errors(spec, params, needles):
         assert needle in str(info.value)
 
 
+@pytest.mark.parametrize("spec, key", [("cross_entropy", "label_smoothing"), ("focal", "gamma"),
+                                       ("dice", "smooth"), ("tversky", "alpha"),
+                                       ("tversky", "beta"), ("jaccard", "smooth")])
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_float_loss_params_must_be_finite(spec, key, bad):
+    with pytest.raises(ValueError, match=f"{key} must be a finite number"):
+        get_loss(spec, n_classes=2, loss_params={key: bad})
+
+
 @pytest.mark.parametrize("params", [[("gamma", 2)], {"focal": 3}, {1: 2}, {"per_image": 1}])
 def test_loss_params_of_the_wrong_type_raise_type_errors(params):
     spec = "dice" if params == {"per_image": 1} else "focal"
