@@ -19,8 +19,15 @@ Conventions shared by all ops:
   neighbour (so no new label value can appear), both through one grid per
   sample. Mask pixels whose nearest source lies outside the image become
   IGNORE; image pixels there take the op's ``padding_mode`` (zeros by
-  default).
+  default). Flips, quarter turns and crops move pixels exactly instead.
 - Photometric ops return ``y`` itself.
+- Nothing is read back from the device: no ``.item()``, no ``nonzero()``, no
+  boolean-mask indexing, so an op never stalls the host. An op computes its
+  transform for the whole batch and keeps it for the selected samples with
+  ``torch.where``; the unselected ones come out bit for bit unchanged. Every
+  draw has a size fixed by the batch's shape (not by how many samples were
+  selected), so the generator's state after an op does not depend on the
+  data either.
 """
 
 import math
@@ -115,18 +122,43 @@ def _where(sel, new, old):
     return torch.where(sel.view((-1,) + (1,) * (new.dim() - 1)), new, old)
 
 
-def _on_subset(x, y, sel, fn):
-    """Apply ``fn(x_sub, y_sub, idx)`` to the selected samples only."""
-    idx = sel.nonzero().squeeze(1)
-    if idx.numel() == 0:
-        return x, y
-    if idx.numel() == x.shape[0]:
-        return fn(x, y, idx)
-    xs, ys = fn(x[idx], None if y is None else y[idx], idx)
-    x = x.index_copy(0, idx, xs)
-    if y is not None:
-        y = y.index_copy(0, idx, ys)
+def _keep_selected(sel, new, old):
+    """``(x, y)`` pairs: ``new`` for the selected samples, ``old`` elsewhere."""
+    x = _where(sel, new[0], old[0])
+    y = None if old[1] is None else _where(sel, new[1], old[1])
     return x, y
+
+
+def take_pixels(x, y, rows, cols):
+    """Exact per-sample pixel moves: output pixel ``(n, i, j)`` is input pixel
+    ``(n, rows[n, i, j], cols[n, i, j])`` of image and mask alike.
+
+    ``rows`` and ``cols`` are int64 and broadcast to ``(N, h, w)``, the output
+    size; every index must lie inside the input. The output keeps the batch's
+    memory format (``to_tensor`` hands batches over channels last), so the
+    network sees the layout it would without the op.
+    """
+    n, c, h, w = x.shape
+    rows, cols = torch.broadcast_tensors(rows, cols)
+    out_h, out_w = rows.shape[1:]
+    src = (rows * w + cols).reshape(n, out_h * out_w)
+    if x.stride(1) == 1 and x.stride(3) == c:  # channels last: gather whole pixels
+        pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+        xo = pixels.gather(1, src[:, :, None].expand(n, -1, c))
+        xo = xo.view(n, out_h, out_w, c).permute(0, 3, 1, 2)
+    else:
+        xo = x.reshape(n, c, h * w).gather(2, src[:, None].expand(n, c, -1))
+        xo = xo.view(n, c, out_h, out_w)
+    if y is None:
+        return xo, None
+    return xo, y.reshape(n, h * w).gather(1, src).view(n, out_h, out_w)
+
+
+def _pixel_grid(n, h, w, device):
+    """Row and column indices ``(n, h, 1)`` and ``(n, 1, w)``."""
+    rows = torch.arange(h, device=device).view(1, h, 1).expand(n, h, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w).expand(n, 1, w)
+    return rows, cols
 
 
 def warp(x, y, grid, padding_mode="zeros"):
@@ -163,7 +195,7 @@ def _separable_blur(x, kernels):
     n, c, h, w = x.shape
     k = kernels.shape[1]
     r = k // 2
-    weight = kernels.to(x.dtype).repeat_interleave(c, dim=0)  # (N*C, k)
+    weight = kernels.to(x.dtype)[:, None].expand(n, c, k).reshape(n * c, k)
     flat = x.reshape(1, n * c, h, w)
     flat = F.conv2d(F.pad(flat, (r, r, 0, 0), mode="replicate"),
                     weight[:, None, None, :], groups=n * c)
@@ -176,40 +208,20 @@ def _separable_blur(x, kernels):
 # Geometric ops
 # --------------------------------------------------------------------------
 
-def _by_group(x, y, codes, transforms):
-    """Per-sample exact transforms: sample ``i`` gets ``transforms[codes[i]]``
-    (a function of a tensor batch; code 0 is the identity). Each selected
-    sample is read once and written once into a copy of the batch."""
-    groups = [(code, (codes == code).nonzero().squeeze(1)) for code in transforms]
-    groups = [(code, idx) for code, idx in groups if idx.numel()]
-    if not groups:
-        return x, y
-    if len(groups) == 1 and groups[0][1].numel() == x.shape[0]:
-        fn = transforms[groups[0][0]]
-        return fn(x).contiguous(), None if y is None else fn(y).contiguous()
-    x_out = x.clone()
-    y_out = None if y is None else y.clone()
-    for code, idx in groups:
-        fn = transforms[code]
-        x_out.index_copy_(0, idx, fn(x.index_select(0, idx)))
-        if y is not None:
-            y_out.index_copy_(0, idx, fn(y.index_select(0, idx)))
-    return x_out, y_out
-
-
 class FlipOp(Op):
     name = "RandomFlip"
     fields = ("axes", "p")
 
     def _apply(self, x, y, generator):
-        n = x.shape[0]
-        codes = torch.zeros(n, dtype=torch.int64, device=x.device)
-        for bit, axis in ((1, "horizontal"), (2, "vertical")):
-            if axis in self.axes:
-                codes += bit * self._select(n, generator, x.device)
-        transforms = {1: lambda t: t.flip(-1), 2: lambda t: t.flip(-2),
-                      3: lambda t: t.flip(-2, -1)}
-        return _by_group(x, y, codes, transforms)
+        n, _, h, w = x.shape
+        rows, cols = _pixel_grid(n, h, w, x.device)
+        if "horizontal" in self.axes:
+            flip = self._select(n, generator, x.device).view(n, 1, 1)
+            cols = torch.where(flip, w - 1 - cols, cols)
+        if "vertical" in self.axes:
+            flip = self._select(n, generator, x.device).view(n, 1, 1)
+            rows = torch.where(flip, h - 1 - rows, rows)
+        return take_pixels(x, y, rows, cols)
 
 
 class Rot90Op(Op):
@@ -222,9 +234,17 @@ class Rot90Op(Op):
         turns = (_draw("uniform", (n,), generator, x.device) * 3).long().clamp_(max=2) + 1
         if h != w:  # a quarter turn would change the shape: half turns only
             turns = torch.full_like(turns, 2)
-        codes = torch.where(sel, turns, torch.zeros_like(turns))
-        transforms = {k: (lambda t, k=k: torch.rot90(t, k, dims=(-2, -1))) for k in (1, 2, 3)}
-        return _by_group(x, y, codes, transforms)
+        turns = torch.where(sel, turns, torch.zeros_like(turns)).view(n, 1, 1)
+        i, j = _pixel_grid(n, h, w, x.device)
+        # Source of output pixel (i, j) after k counter-clockwise quarter
+        # turns, as torch.rot90(t, k, dims=(-2, -1)) takes it.
+        rows = torch.where(turns == 1, j, i)
+        rows = torch.where(turns == 2, h - 1 - i, rows)
+        rows = torch.where(turns == 3, h - 1 - j, rows)
+        cols = torch.where(turns == 1, w - 1 - i, j)
+        cols = torch.where(turns == 2, w - 1 - j, cols)
+        cols = torch.where(turns == 3, i, cols)
+        return take_pixels(x, y, rows, cols)
 
 
 class AffineOp(Op):
@@ -240,27 +260,21 @@ class AffineOp(Op):
         angle = _uniform((n,), *self.degrees, generator, dev) * (-math.pi / 180)
         zoom = _uniform((n,), *self.scale, generator, dev)
         shear = _uniform((n,), *self.shear, generator, dev) * (math.pi / 180)
-        tx = _uniform((n,), -self.translate[0], self.translate[0], generator, dev) * w
-        ty = _uniform((n,), -self.translate[1], self.translate[1], generator, dev) * h
-
-        def fn(xs, ys, idx):
-            a, z, s = angle[idx], zoom[idx], shear[idx]
-            cos, sin, tan = torch.cos(a), torch.sin(a), torch.tan(s)
-            # Output -> input map in centred pixel units: inverse of
-            # rotate(a) @ shear(s) @ scale(z), i.e. scale^-1 @ shear^-1 @ rotate(-a).
-            m00 = (cos + tan * sin) / z
-            m01 = (sin - tan * cos) / z
-            m10 = -sin / z
-            m11 = cos / z
-            t0, t1 = tx[idx], ty[idx]
-            theta = torch.stack([
-                torch.stack([m00, m01 * h / w, -(m00 * t0 + m01 * t1) * 2 / w], dim=1),
-                torch.stack([m10 * w / h, m11, -(m10 * t0 + m11 * t1) * 2 / h], dim=1),
-            ], dim=1)
-            grid = F.affine_grid(theta, list(xs.shape), align_corners=False)
-            return warp(xs, ys, grid, self.padding_mode)
-
-        return _on_subset(x, y, sel, fn)
+        t0 = _uniform((n,), -self.translate[0], self.translate[0], generator, dev) * w
+        t1 = _uniform((n,), -self.translate[1], self.translate[1], generator, dev) * h
+        cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
+        # Output -> input map in centred pixel units: inverse of
+        # rotate(a) @ shear(s) @ scale(z), i.e. scale^-1 @ shear^-1 @ rotate(-a).
+        m00 = (cos + tan * sin) / zoom
+        m01 = (sin - tan * cos) / zoom
+        m10 = -sin / zoom
+        m11 = cos / zoom
+        theta = torch.stack([
+            torch.stack([m00, m01 * h / w, -(m00 * t0 + m01 * t1) * 2 / w], dim=1),
+            torch.stack([m10 * w / h, m11, -(m10 * t0 + m11 * t1) * 2 / h], dim=1),
+        ], dim=1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return _keep_selected(sel, warp(x, y, grid, self.padding_mode), (x, y))
 
 
 class CropOp(Op):
@@ -288,10 +302,7 @@ class CropOp(Op):
         left = torch.where(sel, left, torch.full_like(left, (w - cw) // 2))
         rows = (top[:, None] + torch.arange(ch, device=dev))[:, :, None]  # (N, ch, 1)
         cols = (left[:, None] + torch.arange(cw, device=dev))[:, None, :]  # (N, 1, cw)
-        batch = torch.arange(n, device=dev)[:, None, None]
-        xo = x[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
-        yo = None if y is None else y[batch, rows, cols]
-        return xo, yo
+        return take_pixels(x, y, rows, cols)
 
 
 class ResizedCropOp(Op):
@@ -349,18 +360,14 @@ class ElasticOp(Op):
 
     def _apply(self, x, y, generator):
         n, _, h, w = x.shape
-        sel = self._select(n, generator, x.device)
-
-        def fn(xs, ys, idx):
-            m = xs.shape[0]
-            disp = self._field(m, h, w, generator, xs.device) * self.alpha
-            gy = (torch.arange(h, device=xs.device, dtype=torch.float32) * 2 + 1) / h - 1
-            gx = (torch.arange(w, device=xs.device, dtype=torch.float32) * 2 + 1) / w - 1
-            base = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)  # (h, w, 2)
-            grid = base[None] + torch.stack([disp[:, 0] * 2 / w, disp[:, 1] * 2 / h], dim=-1)
-            return warp(xs, ys, grid, self.padding_mode)
-
-        return _on_subset(x, y, sel, fn)
+        dev = x.device
+        sel = self._select(n, generator, dev)
+        disp = self._field(n, h, w, generator, dev) * self.alpha
+        gy = (torch.arange(h, device=dev, dtype=torch.float32) * 2 + 1) / h - 1
+        gx = (torch.arange(w, device=dev, dtype=torch.float32) * 2 + 1) / w - 1
+        base = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)  # (h, w, 2)
+        grid = base[None] + torch.stack([disp[:, 0] * 2 / w, disp[:, 1] * 2 / h], dim=-1)
+        return _keep_selected(sel, warp(x, y, grid, self.padding_mode), (x, y))
 
 
 # --------------------------------------------------------------------------
@@ -395,16 +402,12 @@ class GammaOp(Op):
         dev = x.device
         sel = self._select(n, generator, dev)
         gamma = _log_uniform((n,), *self.gamma, generator, dev).to(x.dtype).view(-1, 1, 1, 1)
-
-        def fn(xs, ys, idx):
-            flat = xs.reshape(xs.shape[0], -1)
-            low = flat.amin(dim=1).view(-1, 1, 1, 1)
-            span = flat.amax(dim=1).view(-1, 1, 1, 1) - low
-            safe = torch.where(span > 0, span, torch.ones_like(span))
-            new = low + span * ((xs - low) / safe).clamp_(0, 1).pow_(gamma[idx])
-            return _where(span.view(-1) > 0, new, xs), ys  # constant images stay
-
-        return _on_subset(x, y, sel, fn)
+        flat = x.reshape(n, -1)
+        low = flat.amin(dim=1).view(-1, 1, 1, 1)
+        span = flat.amax(dim=1).view(-1, 1, 1, 1) - low
+        safe = torch.where(span > 0, span, torch.ones_like(span))
+        new = low + span * ((x - low) / safe).clamp_(0, 1).pow_(gamma)
+        return _where(sel & (span.view(-1) > 0), new, x), y  # constant images stay
 
 
 class NoiseOp(Op):
@@ -416,12 +419,8 @@ class NoiseOp(Op):
         dev = x.device
         sel = self._select(n, generator, dev)
         std = _uniform((n,), *self.std, generator, dev).to(x.dtype).view(-1, 1, 1, 1)
-
-        def fn(xs, ys, idx):
-            noise = _draw("normal", tuple(xs.shape), generator, dev).to(x.dtype)
-            return torch.addcmul(xs, noise, std[idx]), ys
-
-        return _on_subset(x, y, sel, fn)
+        noise = _draw("normal", tuple(x.shape), generator, dev).to(x.dtype)
+        return _where(sel, torch.addcmul(x, noise, std), x), y
 
 
 class BlurOp(Op):
@@ -434,11 +433,7 @@ class BlurOp(Op):
         sel = self._select(n, generator, dev)
         sigma = _uniform((n,), *self.sigma, generator, dev)
         radius = max(1, math.ceil(3 * self.sigma[1]))
-
-        def fn(xs, ys, idx):
-            return _separable_blur(xs, _gaussian_kernels(sigma[idx], radius)), ys
-
-        return _on_subset(x, y, sel, fn)
+        return _where(sel, _separable_blur(x, _gaussian_kernels(sigma, radius)), x), y
 
 
 # RGB <-> YIQ (NTSC). Hue turns the chroma plane (I, Q); saturation scales it.
@@ -471,11 +466,7 @@ class ColorJitterOp(Op):
         to_yiq = torch.as_tensor(_RGB_TO_YIQ, dtype=torch.float32, device=dev)
         to_rgb = torch.as_tensor(_YIQ_TO_RGB, dtype=torch.float32, device=dev)
         mats = (to_rgb @ chroma @ to_yiq).to(x.dtype)
-
-        def fn(xs, ys, idx):
-            return torch.einsum("nij,njhw->nihw", mats[idx], xs), ys
-
-        return _on_subset(x, y, sel, fn)
+        return _where(sel, torch.einsum("nij,njhw->nihw", mats, x), x), y
 
 
 # --------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Two layers:
 - scalar checkers (:func:`check_int`, :func:`check_number`, :func:`check_bool`,
   :func:`check_option`, :func:`check_size`) that return the cleaned value or
   raise ``TypeError`` (wrong type) / ``ValueError`` (wrong value) with a message
-  that names the argument and says what was expected;
+  that names the argument and says what was expected, and :func:`did_you_mean`,
+  which suggests the closest known name for a misspelt one;
 - constraint objects (:class:`Interval`, :class:`Options`, :class:`InstanceOf`,
   :class:`IsCallable`) and :func:`validate_params`, which check a dict of
   estimator parameters against a table, as scikit-learn's private
@@ -15,6 +16,7 @@ Floats are always required to be finite: ``inf`` and ``NaN`` are never a valid
 learning rate, probability or tolerance.
 """
 
+import difflib
 import math
 import numbers
 
@@ -103,11 +105,35 @@ def check_bool(value, name):
     return bool(value)
 
 
+def did_you_mean(value, names):
+    """``"did you mean 'x'?"`` for the name closest to ``value``, or ``""``.
+
+    Only strings are compared, ignoring case; ``names`` may hold other values.
+
+    >>> did_you_mean("cross-entropy", ["cross_entropy", "dice"])
+    "did you mean 'cross_entropy'?"
+    >>> did_you_mean("segnet", ["unet", "fcn"])
+    ''
+    """
+    if not isinstance(value, str):
+        return ""
+    lowered = {n.lower(): n for n in names if isinstance(n, str)}
+    match = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.7)
+    return f"did you mean {lowered[match[0]]!r}?" if match else ""
+
+
 def check_option(value, name, options):
-    """One of ``options`` (compared by type and value, so ``1`` is not ``True``)."""
+    """One of ``options`` (compared by type and value, so ``1`` is not ``True``).
+
+    >>> check_option("zero", "padding_mode", ("zeros", "border"))
+    Traceback (most recent call last):
+    ...
+    ValueError: padding_mode must be one of 'zeros', 'border'; got 'zero'; did you mean 'zeros'?
+    """
     if not Options(*options).accepts(value):
+        hint = did_you_mean(value, options)
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; "
-                         f"got {value!r}.")
+                         f"got {value!r}" + (f"; {hint}" if hint else "."))
     return value
 
 

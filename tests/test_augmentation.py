@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline, make_pipeline
+from sync_counter import SyncCounter
 
 from sksegment._data import IGNORE
 from sksegment.augmentation import (
@@ -304,6 +305,43 @@ def test_p_is_a_per_sample_probability():
     assert 0.22 < float(changed) < 0.38
 
 
+@pytest.mark.parametrize("name", [n for n in ALL if "crop" not in n])
+def test_unselected_samples_come_out_bit_for_bit(name):
+    """With p = 0.5 each sample is either transformed or left exactly as it
+    was (the op computes the whole batch and keeps the selected samples)."""
+    x = torch.rand(16, 3, 12, 12)
+    y = torch.randint(0, 3, (16, 12, 12))
+    aug = clone(ALL[name]).set_params(p=0.5)
+    xa, ya = make_chain(aug)(x, y, generator=generator(3))
+    same = [torch.equal(xa[i], x[i]) and torch.equal(ya[i], y[i]) for i in range(16)]
+    assert 0 < sum(same) < 16
+
+
+@pytest.mark.parametrize("aug", [RandomFlip(p=0.5), RandomRotate90(p=1.0), RandomCrop(size=6)])
+def test_exact_moves_keep_a_channels_last_batch_channels_last(aug):
+    x = torch.rand(4, 8, 8, 3).permute(0, 3, 1, 2)  # as to_tensor hands batches over
+    xa, _ = make_chain(aug)(x, None, generator=generator())
+    assert xa.is_contiguous(memory_format=torch.channels_last)
+    xb, _ = make_chain(aug)(x.contiguous(), None, generator=generator())
+    assert xb.is_contiguous() and torch.equal(xa, xb)
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+@pytest.mark.parametrize("name", list(ALL) + ["standardizer"])
+def test_ops_read_nothing_back_from_the_device(name, with_mask):
+    """No .item(), nonzero() or boolean-mask indexing: on a GPU no op makes
+    the host wait (counted through the dispatcher, so the CPU shows it)."""
+    x = torch.rand(6, 3, 16, 16)
+    y = torch.randint(0, 3, (6, 16, 16)) if with_mask else None
+    if name == "standardizer":
+        chain = make_chain(IntensityStandardizer(), X=np.random.default_rng(0).random((2, 8, 8, 3)))
+    else:
+        chain = make_chain(clone(ALL[name]).set_params(p=0.5))
+    with SyncCounter() as counter:
+        chain(x, y, generator=generator(1), training=True)
+    assert counter.syncs == []
+
+
 @pytest.mark.parametrize("name", list(ALL))
 def test_fixed_seed_reproduces_and_draws_differ(name):
     x = torch.rand(8, 3, 48, 48)
@@ -394,6 +432,8 @@ def test_sample_mask_fill():
         aug.sample(X, y, mask_fill=-1)
     with pytest.raises(TypeError, match="mask_fill"):
         aug.sample(X, y, mask_fill="none")
+    with pytest.raises(ValueError, match="mask_fill must be a finite label value"):
+        aug.sample(X, y.astype(np.float32), mask_fill=np.inf)
 
 
 # ---------------------------------------------------------------------------
@@ -576,12 +616,12 @@ def test_standardizer_statistics_match_numpy(per_channel, dtype):
 
 
 def test_standardizer_in_chunks_lists_and_constants(monkeypatch):
-    from sksegment import augmentation
+    from sksegment import _augment_photometric
 
     rng = np.random.default_rng(2)
     X = rng.random((10, 8, 8)) * 3
-    real = augmentation._chunks
-    monkeypatch.setattr(augmentation, "_chunks", lambda imgs: real(imgs, max_values=100))
+    real = _augment_photometric._chunks
+    monkeypatch.setattr(_augment_photometric, "_chunks", lambda imgs: real(imgs, max_values=100))
     std = IntensityStandardizer().fit(X)  # many small chunks
     np.testing.assert_allclose([std.mean_[0], std.scale_[0]], [X.mean(), X.std()], rtol=1e-10)
     listed = [X[0], X[1, :5, :7]]
@@ -711,15 +751,15 @@ def test_augmentation_sampler_in_an_imblearn_pipeline():
 # ---------------------------------------------------------------------------
 
 BAD = [
-    (RandomFlip(p=1.5), ValueError, "p must be a probability"),
-    (RandomFlip(p=-0.1), ValueError, "p must be a probability"),
-    (RandomFlip(p="half"), TypeError, "p must be a real number"),
-    (RandomFlip(p=True), TypeError, "p must be a real number"),
+    (RandomFlip(p=1.5), ValueError, r"p must be a finite number in \[0, 1\]"),
+    (RandomFlip(p=-0.1), ValueError, r"p must be a finite number in \[0, 1\]"),
+    (RandomFlip(p="half"), TypeError, "p must be a finite number"),
+    (RandomFlip(p=True), TypeError, "p must be a finite number"),
     (RandomFlip(axes="diagonal"), ValueError, "axes"),
     (RandomFlip(axes=()), ValueError, "axes"),
     (RandomFlip(axes=5), TypeError, "axes"),
-    (RandomRotate90(p=np.nan), ValueError, "p must be finite"),
-    (RandomAffine(degrees=-5), ValueError, "degrees must be non-negative"),
+    (RandomRotate90(p=np.nan), ValueError, "p must be a finite number"),
+    (RandomAffine(degrees=-5), ValueError, "degrees given as one number must be a finite number >= 0"),
     (RandomAffine(degrees=(10, -10)), ValueError, "degrees must be an increasing"),
     (RandomAffine(degrees=(1, 2, 3)), TypeError, "degrees"),
     (RandomAffine(scale=(1.2, 0.8)), ValueError, "scale must be an increasing"),
@@ -729,26 +769,36 @@ BAD = [
     (RandomAffine(translate="x"), TypeError, "translate"),
     (RandomAffine(shear=(10, 95)), ValueError, "shear"),
     (RandomAffine(padding_mode="wrap"), ValueError, "padding_mode"),
-    (RandomCrop(size=0), ValueError, "size must be positive"),
+    (RandomCrop(size=0), ValueError, "size must be an integer >= 1"),
     (RandomCrop(size=(4, 4.5)), TypeError, "size"),
     (RandomResizedCrop(size=8, scale=(0.5, 1.5)), ValueError, "scale must lie"),
     (RandomResizedCrop(size=8, scale=(0.9, 0.1)), ValueError, "scale must be an increasing"),
     (RandomResizedCrop(size=8, ratio=(0, 1)), ValueError, "ratio"),
-    (ElasticDeformation(alpha=-1), ValueError, "alpha must be >= 0"),
-    (ElasticDeformation(sigma=0), ValueError, "sigma must be > 0"),
+    (ElasticDeformation(alpha=-1), ValueError, "alpha must be a finite number >= 0"),
+    (ElasticDeformation(sigma=0), ValueError, "sigma must be a finite number > 0"),
     (RandomBrightnessContrast(brightness=-0.1), ValueError, "brightness"),
     (RandomBrightnessContrast(contrast=(1.5, 0.5)), ValueError, "contrast"),
     (RandomBrightnessContrast(contrast=(-1, 1)), ValueError, "contrast"),
     (RandomGamma(gamma=(2.0, 0.5)), ValueError, "gamma must be an increasing"),
     (RandomGamma(gamma=(0, 1)), ValueError, "gamma must lie"),
     (RandomGamma(gamma=1.5), TypeError, "gamma must be a"),
-    (GaussianNoise(std=-0.1), ValueError, "std must be non-negative"),
+    (GaussianNoise(std=-0.1), ValueError, "std given as one number must be a finite number >= 0"),
     (GaussianNoise(std=(0.2, 0.1)), ValueError, "std must be an increasing"),
     (GaussianBlur(sigma=(2.0, 1.0)), ValueError, "sigma must be an increasing"),
     (GaussianBlur(sigma=(-1.0, 1.0)), ValueError, "sigma must lie"),
     (ColorJitter(hue=0.7), ValueError, "hue"),
     (ColorJitter(saturation=-1), ValueError, "saturation"),
     (IntensityStandardizer(per_channel="yes"), TypeError, "per_channel"),
+    (RandomAffine(degrees=np.inf), ValueError, "degrees"),
+    (RandomAffine(translate=(np.inf, 0.1)), ValueError, "translate"),
+    (RandomAffine(shear=(np.nan, 10)), ValueError, r"shear\[0\] must be a finite number"),
+    (RandomGamma(gamma=(0.5, np.inf)), ValueError, r"gamma\[1\] must be a finite number"),
+    (GaussianBlur(sigma=np.nan), ValueError, "sigma"),
+    (ColorJitter(hue=np.nan), ValueError, "hue must be a finite number"),
+    (ElasticDeformation(sigma=np.inf), ValueError, "sigma"),
+    (RandomFlip(axes="horizonal"), ValueError, "did you mean 'horizontal'"),
+    (RandomAffine(padding_mode="zero"), ValueError, "did you mean 'zeros'"),
+    (ElasticDeformation(padding_mode="reflect"), ValueError, "did you mean 'reflection'"),
 ]
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils.class_weight import compute_class_weight as sk_compute_class_weight
+from sync_counter import SyncCounter
 from torch import nn
 
 from sksegment._data import IGNORE
@@ -349,6 +350,28 @@ def test_tversky_half_half_is_plain_dice_and_one_one_is_jaccard(seed):
                           atol=1e-6)
 
 
+@pytest.mark.parametrize("smooth", [0.0, 0.7])
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("weight", [None, [1.0, 2.0, 0.5]])
+def test_dice_and_jaccard_are_tversky_exactly(smooth, per_image, weight):
+    """Dice(smooth=s, squared=False) is Tversky(1/2, 1/2, smooth=s/2) and Jaccard
+    is Tversky(1, 1): one formula, so the values and gradients are equal bit
+    for bit, with smoothing, per image and with class weights."""
+    logits, target = case(3, n=2, h=3, w=4, absent=2)
+    common = {"per_image": per_image, "class_weight": weight}
+    pairs = [(DiceLoss(smooth=smooth, squared=False, **common),
+              TverskyLoss(alpha=0.5, beta=0.5, smooth=smooth / 2, **common)),
+             (JaccardLoss(smooth=smooth, **common),
+              TverskyLoss(alpha=1.0, beta=1.0, smooth=smooth, **common))]
+    for named, tversky in pairs:
+        x1, t = as_torch(logits, target, grad=True)
+        x2, _ = as_torch(logits, target, grad=True)
+        a, b = named(x1, t), tversky(x2, t)
+        a.backward()
+        b.backward()
+        assert torch.equal(a, b) and torch.equal(x1.grad, x2.grad)
+
+
 def test_tversky_alpha_beta_trade_false_positives_against_false_negatives():
     # class 1 over-predicted (false positives) on a 1-D strip.
     target = np.array([[[0, 0, 0, 1]]])
@@ -676,6 +699,25 @@ def test_malformed_strings_raise_value_errors_naming_loss(spec, reason):
         assert name in message
 
 
+@pytest.mark.parametrize("spec, unknown, suggestion", [
+    ("cross-entropy", "cross-entropy", "cross_entropy"),
+    ("0.5*dice + Cross-Entropy", "Cross-Entropy", "cross_entropy"),
+    ("diec", "diec", "dice"),
+    ("dice+lovaz", "lovaz", "lovasz"),
+])
+def test_unknown_loss_names_come_with_a_suggestion(spec, unknown, suggestion):
+    with pytest.raises(ValueError) as info:
+        get_loss(spec, n_classes=2)
+    assert f"unknown loss {unknown!r}; did you mean {suggestion!r}?" in str(info.value)
+
+
+def test_unknown_loss_params_come_with_a_suggestion():
+    with pytest.raises(ValueError, match="'gama'.*did you mean 'gamma'"):
+        get_loss("focal", n_classes=2, loss_params={"gama": 1.0})
+    with pytest.raises(ValueError, match="'smoth'.*did you mean 'smooth'"):
+        get_loss("dice", n_classes=2, loss_params={"dice": {"smoth": 1.0}})
+
+
 # ---------------------------------------------------------------------------
 # loss_params
 # ---------------------------------------------------------------------------
@@ -713,6 +755,15 @@ def test_bad_loss_params_raise_value_errors(spec, params, needles):
         get_loss(spec, n_classes=2, loss_params=params)
     for needle in needles:
         assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("spec, key", [("cross_entropy", "label_smoothing"), ("focal", "gamma"),
+                                       ("dice", "smooth"), ("tversky", "alpha"),
+                                       ("tversky", "beta"), ("jaccard", "smooth")])
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_float_loss_params_must_be_finite(spec, key, bad):
+    with pytest.raises(ValueError, match=f"{key} must be a finite number"):
+        get_loss(spec, n_classes=2, loss_params={key: bad})
 
 
 @pytest.mark.parametrize("params", [[("gamma", 2)], {"focal": 3}, {1: 2}, {"per_image": 1}])
@@ -766,7 +817,7 @@ def test_custom_losses_refuse_loss_params_and_class_weight():
 
 @pytest.mark.parametrize("kwargs, error, needle", [
     ({"n_classes": 0}, ValueError, "n_classes"),
-    ({"n_classes": 2.0}, ValueError, "n_classes"),
+    ({"n_classes": 2.0}, TypeError, "n_classes"),
     ({"n_classes": 3, "class_weight": [1.0, 2.0]}, ValueError, "class_weight"),
     ({"n_classes": 2, "class_weight": [1.0, -2.0]}, ValueError, "non-negative"),
     ({"n_classes": 2, "class_weight": [0.0, 0.0]}, ValueError, "positive"),
@@ -796,6 +847,30 @@ def test_inputs_are_checked(name):
         loss(x, torch.where(t == 1, 3, t))
     with pytest.raises(ValueError, match="class weights"):
         get_loss(name, n_classes=2, class_weight=[1.0, 1.0])(x, t)
+
+
+SYNC_CASES = ([(name, None) for name in ALL]
+              + [(name, {"per_image": True}) for name in ("dice", "jaccard", "tversky", "lovasz")]
+              + [("cross_entropy", {"label_smoothing": 0.1}), ("dice", {"squared": False}),
+                 ("lovasz", {"classes": "all"}), ("0.5*dice+focal+0.2*lovasz", None)])
+
+
+@pytest.mark.parametrize("spec, params", SYNC_CASES)
+def test_forward_and_backward_read_nothing_back_but_the_cpu_target_check(spec, params):
+    """No .item(), nonzero() or boolean-mask indexing in any loss: on a GPU
+    none stalls a training step. On the CPU each loss checks its target's
+    class indices once, which reads one flag back (aten._local_scalar_dense);
+    that check runs on the CPU only."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 3, 8, 8, generator=g, requires_grad=True)
+    target = torch.randint(0, 3, (3, 8, 8), generator=g)
+    target[:, :2] = IGNORE
+    loss = get_loss(spec, n_classes=3, class_weight=[1.0, 2.0, 0.5], loss_params=params)
+    n_components = len(loss.losses) if isinstance(loss, CompoundLoss) else 1
+    with SyncCounter() as counter:
+        loss(logits, target).backward()
+    assert counter.syncs == ["aten._local_scalar_dense"] * n_components
+    assert torch.isfinite(logits.grad).all()
 
 
 def test_a_custom_ignore_index():
@@ -853,7 +928,7 @@ def test_compute_class_weight_dict_none_and_labels():
 @pytest.mark.parametrize("class_weight, counts, error, needle", [
     ({5: 1.0}, [1, 1], ValueError, "class_weight has label 5"),
     ({"1": 1.0}, [1, 1], ValueError, "class_weight has label '1'"),
-    ({1: -1.0}, [1, 1], ValueError, "non-negative"),
+    ({1: -1.0}, [1, 1], ValueError, r"class_weight\[1\] must be a finite number >= 0"),
     ({0: 0.0, 1: 0.0}, [1, 1], ValueError, "positive"),
     ({1: float("inf")}, [1, 1], ValueError, "finite"),
     ("balanced", [3, 0], ValueError, "no labelled|have none"),

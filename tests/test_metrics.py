@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 
-from sksegment import metrics as M
+from sksegment import _metric_base as MB
 from sksegment.metrics import (
     SCORERS,
     boundary_f1_score,
@@ -147,7 +147,7 @@ def test_chunked_counts_equal_unchunked(rng, monkeypatch, chunk):
         "list_per_image": dice_score(lst_t, lst_p, per_image=True),
         "acc": pixel_accuracy(t, p, ignore_index=255),
     }
-    monkeypatch.setattr(M, "_CHUNK", chunk)
+    monkeypatch.setattr(MB, "_CHUNK", chunk)
     got = {
         "cm": confusion_matrix(t, p, ignore_index=255),
         "cm_view": confusion_matrix(tv, pv, ignore_index=255),
@@ -162,12 +162,12 @@ def test_chunked_counts_equal_unchunked(rng, monkeypatch, chunk):
 
 
 def test_blocks_stay_small(rng, monkeypatch):
-    monkeypatch.setattr(M, "_CHUNK", 50)
+    monkeypatch.setattr(MB, "_CHUNK", 50)
     t = rng.integers(0, 3, (6, 10, 12))
-    sizes = [tb.size for _, _, tb, _ in M._blocks(t, t)]
+    sizes = [tb.size for _, _, tb, _ in MB.blocks(t, t)]
     assert sum(sizes) == t.size and max(sizes) <= 50
-    monkeypatch.setattr(M, "_CHUNK", 500)
-    blocks = list(M._blocks(t, t))
+    monkeypatch.setattr(MB, "_CHUNK", 500)
+    blocks = list(MB.blocks(t, t))
     assert all(tb.size <= 500 for _, _, tb, _ in blocks) and blocks[0][1] > 1
 
 
@@ -530,11 +530,12 @@ def test_bad_overlap_options(metric, kwargs, exc, match):
 
 
 @pytest.mark.parametrize("metric,kwargs,exc,match", [
-    (hausdorff_distance, {"percentile": 0}, ValueError, r"percentile must be in \(0, 100\]"),
+    (hausdorff_distance, {"percentile": 0}, ValueError,
+     r"percentile must be a finite number in \(0, 100\]"),
     (hausdorff_distance, {"percentile": 100.5}, ValueError, "percentile"),
     (hausdorff_distance, {"percentile": float("nan")}, ValueError, "percentile"),
     (hausdorff_distance, {"percentile": "95"}, TypeError, "percentile"),
-    (boundary_f1_score, {"tolerance": -1}, ValueError, "tolerance must be >= 0"),
+    (boundary_f1_score, {"tolerance": -1}, ValueError, "tolerance must be a finite number >= 0"),
     (surface_dice, {"tolerance": float("inf")}, ValueError, "tolerance"),
     (surface_dice, {"tolerance": None}, TypeError, "tolerance"),
     (boundary_f1_score, {"average": "micro"}, ValueError, "average must be one of"),
@@ -656,6 +657,55 @@ def test_get_scorer_names_and_errors():
     assert get_scorer(custom) is custom
     with pytest.raises(TypeError):
         SCORERS["new"] = custom
+
+
+@pytest.mark.parametrize("spelling, name", [
+    ("accuracy", "pixel_accuracy"), ("jaccard", "mean_iou"), ("jaccard_macro", "mean_iou"),
+    ("jaccard_micro", "iou_micro"), ("f1", "dice"), ("f1_macro", "dice"),
+    ("f1_micro", "dice_micro"),
+])
+def test_get_scorer_takes_scikit_learn_spellings(spelling, name):
+    assert get_scorer(spelling) is SCORERS[name]
+
+
+def test_get_scorer_of_several_names_is_a_dict_for_multimetric_scoring(blobs):
+    X, y = blobs
+    est = ThresholdSegmenter().fit(X, y)
+    scorers = get_scorer(["mean_iou", "f1", "neg_hausdorff95"])
+    assert list(scorers) == ["mean_iou", "f1", "neg_hausdorff95"]
+    assert scorers["f1"] is SCORERS["dice"]
+    assert get_scorer(("dice", "mean_iou")) == {"dice": SCORERS["dice"],
+                                                "mean_iou": SCORERS["mean_iou"]}
+    assert list(get_scorer({"mean_iou", "dice"})) == ["dice", "mean_iou"]
+
+    def custom(estimator, X, y):
+        return 0.5
+
+    named = get_scorer({"iou": "jaccard", "mine": custom})
+    assert named == {"iou": SCORERS["mean_iou"], "mine": custom}
+    assert named["iou"](est, X, y) == pytest.approx(mean_iou(y, est.predict(X)))
+
+
+@pytest.mark.parametrize("scoring, exc, needles", [
+    ("mean_iuo", ValueError, ["'mean_iuo' is not a known", "did you mean 'mean_iou'?"]),
+    ("acuracy", ValueError, ["did you mean 'accuracy'?"]),
+    (["mean_iou", "dcie"], ValueError, ["'dcie'", "did you mean 'dice'?"]),
+    ({"iou": "f_1"}, ValueError, ["'f_1'", "did you mean 'f1'?"]),
+    ("roc_auc", ValueError, ["'roc_auc' is not a known", "mean_iou"]),
+    ([], ValueError, ["at least one"]),
+    (["dice", "dice"], ValueError, ["more than once"]),
+    ({1: "dice"}, TypeError, ["names"]),
+    ({"iou": 3}, TypeError, ["scoring['iou']"]),
+    (3, TypeError, ["scoring"]),
+])
+def test_get_scorer_errors_name_the_problem_and_show_the_working_form(scoring, exc, needles):
+    with pytest.raises(exc) as info:
+        get_scorer(scoring)
+    message = str(info.value)
+    for needle in needles:
+        assert needle in message
+    if exc is ValueError and "known" in message:
+        assert 'scoring=get_scorer(["mean_iou", "dice"]), refit="mean_iou"' in message
 
 
 def test_grid_search_and_cross_validate(blobs):

@@ -101,6 +101,10 @@ def test_unet_specific_errors():
         UNet(1, 2, dropout=1.0)
     with pytest.raises(TypeError, match="dropout"):
         UNet(1, 2, dropout="0.1")
+    with pytest.raises(ValueError, match="dropout must be a finite number"):
+        UNet(1, 2, dropout=float("nan"))
+    with pytest.raises(ValueError, match="did you mean 'group'"):
+        UNet(1, 2, norm="groups")
     with pytest.raises(ValueError, match="skips"):
         FCN(1, 2, depth=2, skips=2)
 

@@ -113,3 +113,21 @@ def test_grid_search_with_scorers_and_multimetric_refit(shapes):
     res = cross_validate(CNNSegmenter(max_epochs=1, **FAST), X[:12], y[:12], cv=2,
                          scoring=get_scorer("dice"))
     assert res["test_score"].shape == (2,)
+
+
+def test_multimetric_grid_search_with_scorers_from_names():
+    """scikit-learn takes none of our names itself; get_scorer(list) gives the
+    dict it takes, with refit by name."""
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    seg = CNNSegmenter(depth=1, width=4, max_epochs=1, batch_size=4, random_state=0)
+    grid = GridSearchCV(seg, {"loss": ["cross_entropy", "dice"]},
+                        scoring=get_scorer(["mean_iou", "f1", "accuracy"]), refit="mean_iou",
+                        cv=2).fit(X, y)
+    for name in ("mean_iou", "f1", "accuracy"):
+        scores = grid.cv_results_[f"mean_test_{name}"]
+        assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    assert grid.best_index_ == int(np.argmax(grid.cv_results_["mean_test_mean_iou"]))
+    assert grid.score(X, y) == pytest.approx(mean_iou(y, grid.predict(X),
+                                                      labels=grid.best_estimator_.classes_))
+    with pytest.raises(ValueError, match="did you mean 'mean_iou'"):
+        get_scorer(["mean_iuo", "dice"])

@@ -1,19 +1,10 @@
 """A small fully convolutional network (Long, Shelhamer and Darrell, 2015)."""
 
-import numbers
-
 from torch import nn
 from torch.nn import functional as F
 
-from ._unet import (
-    ACTIVATIONS,
-    NORMS,
-    _check_choice,
-    _check_int,
-    check_input,
-    conv_block,
-    kaiming_init,
-)
+from .._validation import check_int
+from ._unet import check_architecture, check_input, conv_block, kaiming_init
 
 
 class FCN(nn.Module):
@@ -68,26 +59,15 @@ class FCN(nn.Module):
     def __init__(self, in_channels, n_classes, depth=3, width=16, norm="batch",
                  activation="relu", skips=None):
         super().__init__()
-        in_channels = _check_int(in_channels, "in_channels", 1)
-        n_classes = _check_int(n_classes, "n_classes", 1)
-        depth = _check_int(depth, "depth", 1)
-        width = _check_int(width, "width", 1)
-        _check_choice(norm, "norm", NORMS)
-        _check_choice(activation, "activation", ACTIVATIONS)
-        if skips is None:
-            skips = min(2, depth - 1)
-        if isinstance(skips, bool) or not isinstance(skips, numbers.Integral):
-            raise TypeError(f"skips must be None or an integer in [0, depth - 1]; got {skips!r}.")
-        if not 0 <= skips <= depth - 1:
-            raise ValueError(
-                f"skips must be in [0, depth - 1] = [0, {depth - 1}] for depth={depth}; "
-                f"got {skips}."
-            )
+        in_channels, n_classes, depth, width = check_architecture(
+            in_channels, n_classes, depth, width, norm, activation)
+        skips = min(2, depth - 1) if skips is None else check_int(
+            skips, f"skips (with depth={depth})", low=0, high=depth - 1)
         self.in_channels = in_channels
         self.n_classes = n_classes
         self.depth = depth
         self.width = width
-        self.skips = int(skips)
+        self.skips = skips
         self.downsampling_factor = 2 ** depth
 
         channels = [width * 2 ** i for i in range(depth)]

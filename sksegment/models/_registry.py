@@ -1,22 +1,13 @@
 """Building a segmentation network from a name, a module or a factory."""
 
-import numbers
-
 from torch import nn
 
+from .._validation import check_int, did_you_mean
 from ._fcn import FCN
 from ._unet import UNet
 
 #: Networks that ``build_model`` knows by name.
 MODELS = {"unet": UNet, "fcn": FCN}
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1; got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value}.")
-    return int(value)
 
 
 def build_model(model, in_channels, n_classes, depth, width, **kwargs):
@@ -64,14 +55,16 @@ def build_model(model, in_channels, n_classes, depth, width, **kwargs):
     >>> build_model(net, 1, 2, depth=2, width=4) is net
     True
     """
-    depth = _check_positive_int(depth, "depth")
-    width = _check_positive_int(width, "width")
+    depth = check_int(depth, "depth", low=1)
+    width = check_int(width, "width", low=1)
     if isinstance(model, str):
         key = model.lower()
         if key not in MODELS:
+            hint = did_you_mean(model, MODELS)
             raise ValueError(
                 f"model must be one of {sorted(MODELS)}, an nn.Module or a callable "
-                f"(in_channels, n_classes) -> nn.Module; got {model!r}."
+                f"(in_channels, n_classes) -> nn.Module; got {model!r}"
+                + (f"; {hint}" if hint else ".")
             )
         return MODELS[key](in_channels, n_classes, depth=depth, width=width, **kwargs)
     if isinstance(model, nn.Module):

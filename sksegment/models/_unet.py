@@ -1,29 +1,21 @@
 """U-Net: an encoder/decoder with skip connections (Ronneberger et al., 2015)."""
 
-import numbers
-
 import torch
 from torch import nn
+
+from .._validation import check_int, check_number, check_option
 
 NORMS = ("batch", "instance", "group", None)
 ACTIVATIONS = ("relu", "leaky_relu", "gelu")
 UPSAMPLES = ("transpose", "bilinear")
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
-    return int(value)
-
-
-def _check_choice(value, name, choices):
-    if value not in choices or isinstance(value, bool):
-        raise ValueError(
-            f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}."
-        )
-    return value
+def check_architecture(in_channels, n_classes, depth, width, norm, activation):
+    """The arguments UNet and FCN share, checked; returns the four ints."""
+    check_option(norm, "norm", NORMS)
+    check_option(activation, "activation", ACTIVATIONS)
+    return (check_int(in_channels, "in_channels", low=1), check_int(n_classes, "n_classes", low=1),
+            check_int(depth, "depth", low=1), check_int(width, "width", low=1))
 
 
 def _group_count(channels, max_groups=8):
@@ -191,17 +183,10 @@ class UNet(nn.Module):
     def __init__(self, in_channels, n_classes, depth=4, width=16, norm="batch",
                  activation="relu", dropout=0.0, upsample="transpose"):
         super().__init__()
-        in_channels = _check_int(in_channels, "in_channels", 1)
-        n_classes = _check_int(n_classes, "n_classes", 1)
-        depth = _check_int(depth, "depth", 1)
-        width = _check_int(width, "width", 1)
-        _check_choice(norm, "norm", NORMS)
-        _check_choice(activation, "activation", ACTIVATIONS)
-        _check_choice(upsample, "upsample", UPSAMPLES)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-            raise TypeError(f"dropout must be a float in [0, 1); got {dropout!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be a float in [0, 1); got {dropout}.")
+        in_channels, n_classes, depth, width = check_architecture(
+            in_channels, n_classes, depth, width, norm, activation)
+        check_option(upsample, "upsample", UPSAMPLES)
+        dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
         self.in_channels = in_channels
         self.n_classes = n_classes
         self.depth = depth
@@ -212,12 +197,12 @@ class UNet(nn.Module):
         self.encoder = nn.ModuleList()
         previous = in_channels
         for level, ch in enumerate(channels):
-            drop = float(dropout) if level == depth else 0.0
+            drop = dropout if level == depth else 0.0
             self.encoder.append(conv_block(previous, ch, norm, activation, drop))
             previous = ch
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
         self.decoder = nn.ModuleList(
-            _Up(channels[level + 1], channels[level], norm, activation, float(dropout), upsample)
+            _Up(channels[level + 1], channels[level], norm, activation, dropout, upsample)
             for level in reversed(range(depth))
         )
         self.classifier = nn.Conv2d(channels[0], n_classes, kernel_size=1)
