@@ -223,3 +223,27 @@ def test_plot_uncertainty_heat_map_colour_bar_and_contours(scene):
         plot_uncertainty(image, heat[:3], fig=Figure())
     with pytest.raises(ValueError, match="labels must be"):
         plot_uncertainty(image, heat, labels=truth[:3], fig=Figure())
+
+
+# ------------------------------------------------------------------ gallery
+
+@pytest.mark.slow
+def test_make_gallery_writes_small_figures(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "examples" / "make_gallery.py"),
+                          "--epochs", "2", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=900, check=False,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("history", "overlay", "confusion", "uncertainty"):
+        size = (tmp_path / f"{name}.png").stat().st_size
+        assert 5_000 < size < 150_000, (name, size)
+    bad = subprocess.run([sys.executable, str(root / "examples" / "make_gallery.py"), "pie"],
+                         capture_output=True, text=True, timeout=300, check=False,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
+    assert bad.returncode == 2 and "unknown figure" in bad.stderr
