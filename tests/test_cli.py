@@ -243,6 +243,29 @@ def test_failures_exit_1_and_name_the_file(fitted, data, tmp_path, capsys):
     assert "'im08.png'" in capsys.readouterr().err
 
 
+def test_colour_masks_through_colour_options(fitted, data, tmp_path, capsys):
+    model, _ = fitted
+    colours = {0: (0, 0, 0), 1: (255, 0, 0), 2: (0, 0, 255)}
+    rgb_dir = tmp_path / "rgb"
+    rgb_dir.mkdir()
+    for mask, name in zip(data["y_test"], data["test_names"]):
+        rgb = np.zeros(mask.shape + (3,), np.uint8)
+        for label, colour in colours.items():
+            rgb[mask == label] = colour
+        io.imsave(rgb_dir / f"{name}.png", rgb, check_contrast=False)
+    options = [f"--colour={r},{g},{b}={label}" for label, (r, g, b) in colours.items()]
+    args = ["evaluate", str(model), str(data["test"][0]), str(rgb_dir), "-q", "--json"]
+    assert main(args + options) == 0
+    with_colours = json.loads(capsys.readouterr().out)["overall"]
+    assert main(["evaluate", str(model), *map(str, data["test"]), "-q", "--json"]) == 0
+    assert with_colours == json.loads(capsys.readouterr().out)["overall"]
+    assert main(args + options[:2]) == 1  # blue is not in the palette
+    err = capsys.readouterr().err
+    assert "colour (0, 0, 255)" in err and "rgb" in err
+    assert main(args + ["--colour", "255,0=1"]) == 2
+    assert "R,G,B=LABEL" in capsys.readouterr().err
+
+
 def test_debug_shows_the_traceback(tmp_path, capsys):
     assert main(["info", str(tmp_path / "none.joblib"), "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err

@@ -368,6 +368,12 @@ def test_save_masks_formats_and_refusals(tmp_path):
         save_masks(tmp_path / "c", np.zeros((1, 4, 4), np.uint8), names=["../a"])
     with pytest.raises(ValueError, match="'a' twice"):
         save_masks(tmp_path / "c", np.zeros((2, 4, 4), np.uint8), names=["a", "a"])
+    ragged = [np.zeros((4, 4), np.uint8), np.ones((3, 5), np.uint8)]
+    paths = save_masks(tmp_path / "ragged", ragged, names=["p", "q"])
+    back = load_images(tmp_path / "ragged")
+    assert [b.shape for b in back] == [(4, 4), (3, 5)] and back[1].max() == 1
+    with pytest.raises(TypeError, match="one dtype"):
+        save_masks(tmp_path / "c", [ragged[0], ragged[1].astype(np.uint16)])
     with pytest.raises(ValueError, match="palette must be None, 'auto'"):
         save_masks(tmp_path / "c", np.zeros((1, 4, 4), np.uint8), palette="jet")
 

@@ -123,7 +123,7 @@ def _colour_arg(text):
             f"expected R,G,B=LABEL such as 255,0,0=1; got {text!r}") from None
     if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
         raise argparse.ArgumentTypeError(
-            f"expected three colour values in 0..255 before '='; got {text!r}")
+            f"expected R,G,B=LABEL with three colour values in 0..255; got {text!r}")
     return rgb, value
 
 
