@@ -1,6 +1,11 @@
 """Data sets: synthetic shapes, image folders on disk, and the ISBI 2012
 membrane images.
 
+:func:`load_image_folder` reads images and label masks paired by name,
+:func:`load_images` the images of one folder and :func:`save_masks` writes
+label images losslessly (PNG, 16-bit PNG or TIFF, optionally with a colour
+palette) so that they read back as the same labels.
+
 Images are returned channels last, ``(n, H, W)`` or ``(n, H, W, C)``, with
 label images ``(n, H, W)``, as every estimator in :mod:`sksegment` expects.
 """
@@ -12,10 +17,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 from skimage import draw
-from skimage import io as skio
 from sklearn.utils import check_random_state
 
-__all__ = ["load_image_folder", "load_membrane", "make_shapes"]
+from ._folders import load_image_folder, load_images, save_masks
+
+__all__ = ["load_image_folder", "load_images", "load_membrane", "make_shapes", "save_masks"]
 
 #: Shape kind of each foreground class of :func:`make_shapes`.
 SHAPE_CLASSES = {1: "textured disc", 2: "square", 3: "triangle", 4: "ring"}
@@ -213,187 +219,6 @@ def make_shapes(n_samples=100, image_size=64, n_classes=3, noise=0.1, n_channels
         else:
             X[i] = image
     return X, y
-
-
-_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
-
-def _check_dir(path, name):
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike); got {type(path).__name__}.")
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{name} does not exist: {str(path)!r}.")
-    if not path.is_dir():
-        raise NotADirectoryError(f"{name} is not a directory: {str(path)!r}.")
-    return path
-
-
-def _files_by_stem(directory, extensions, name):
-    found = {}
-    for p in sorted(directory.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in extensions:
-            continue
-        if p.stem in found:
-            raise ValueError(
-                f"{name} has two files with the name {p.stem!r} ({found[p.stem].name} and "
-                f"{p.name}); images and masks are paired by name without extension, so "
-                "each name must occur once."
-            )
-        found[p.stem] = p
-    return found
-
-
-def _listing(names, limit=5):
-    names = sorted(names)
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _to_gray(image):
-    """Colour (H, W, 3/4) image to grayscale in the same dtype (ITU-R 601 weights)."""
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        return image
-    gray = image[..., :3].astype(np.float64) @ np.array([0.2125, 0.7154, 0.0721])
-    if image.dtype.kind in "ui":
-        return np.rint(gray).astype(image.dtype)
-    return gray.astype(image.dtype)
-
-
-def _stack_if_uniform(arrays):
-    if len({(a.shape, a.dtype) for a in arrays}) == 1:
-        return np.stack(arrays)
-    return arrays
-
-
-def load_image_folder(images_dir, masks_dir, extensions=_EXTENSIONS, as_gray=False,
-                      return_names=False):
-    """Read images and their label masks from two folders, paired by name.
-
-    An image ``images_dir/name.ext`` is paired with the mask
-    ``masks_dir/name.ext2`` of the same name without extension (extensions may
-    differ, e.g. ``a.jpg`` with ``a.png``). Files are read with
-    :func:`skimage.io.imread` and returned in order of their names. Files with
-    other extensions and hidden files are ignored.
-
-    Parameters
-    ----------
-    images_dir : str or os.PathLike
-        Folder of images.
-    masks_dir : str or os.PathLike
-        Folder of label masks: 2-D images whose pixel values are class labels.
-    extensions : sequence of str, default=(".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-        File extensions to read (case-insensitive, with the dot).
-    as_gray : bool, default=False
-        Convert colour images (RGB or RGBA; alpha is dropped) to grayscale,
-        keeping their dtype. Masks are never converted. None means False.
-    return_names : bool, default=False
-        Also return the file names without extension.
-
-    Returns
-    -------
-    X : ndarray of shape (n, H, W) or (n, H, W, C), or list of ndarray
-        Images; a list when they differ in shape or dtype.
-    y : ndarray of shape (n, H, W), or list of ndarray
-        Masks in the dtype stored in the files; a list when they differ in
-        shape or dtype.
-    names : list of str
-        Only with ``return_names=True``: the shared names, sorted.
-
-    Raises
-    ------
-    FileNotFoundError
-        A folder that does not exist.
-    ValueError
-        No images found, an image without a mask or a mask without an image,
-        a mask that is not 2-D, or a mask whose size differs from its image's.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> import numpy as np
-    >>> from skimage import io
-    >>> from sksegment.datasets import load_image_folder
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> root = pathlib.Path(tmp.name)
-    >>> (root / "img").mkdir(); (root / "lbl").mkdir()
-    >>> for name in ("b", "a"):
-    ...     io.imsave(root / "img" / f"{name}.png", np.arange(48, dtype=np.uint8).reshape(8, 6))
-    ...     io.imsave(root / "lbl" / f"{name}.png", np.eye(8, 6, dtype=np.uint8),
-    ...               check_contrast=False)
-    >>> X, y, names = load_image_folder(root / "img", root / "lbl", return_names=True)
-    >>> X.shape, y.dtype, names
-    ((2, 8, 6), dtype('uint8'), ['a', 'b'])
-    >>> tmp.cleanup()
-    """
-    images_dir = _check_dir(images_dir, "images_dir")
-    masks_dir = _check_dir(masks_dir, "masks_dir")
-    if isinstance(extensions, str):
-        extensions = (extensions,)
-    try:
-        exts = {str(e).lower() for e in extensions}
-    except TypeError:
-        raise TypeError(
-            f"extensions must be a sequence of file extensions such as ('.png', '.tif'); "
-            f"got {extensions!r}."
-        ) from None
-    bad = sorted(e for e in exts if not e.startswith(".") or len(e) < 2)
-    if not exts or bad:
-        raise ValueError(
-            f"extensions must be non-empty and each start with a dot, like '.png'; "
-            f"got {extensions!r}."
-        )
-    if as_gray is None:
-        as_gray = False
-    if not isinstance(as_gray, (bool, np.bool_)):
-        raise TypeError(f"as_gray must be True or False; got {as_gray!r}.")
-
-    images = _files_by_stem(images_dir, exts, "images_dir")
-    masks = _files_by_stem(masks_dir, exts, "masks_dir")
-    if not images:
-        raise ValueError(
-            f"images_dir {str(images_dir)!r} holds no files with extensions "
-            f"{sorted(exts)}."
-        )
-    no_mask = images.keys() - masks.keys()
-    if no_mask:
-        raise ValueError(
-            f"{len(no_mask)} image(s) in images_dir have no mask of the same name in "
-            f"masks_dir {str(masks_dir)!r}: {_listing(no_mask)}."
-        )
-    no_image = masks.keys() - images.keys()
-    if no_image:
-        raise ValueError(
-            f"{len(no_image)} mask(s) in masks_dir have no image of the same name in "
-            f"images_dir {str(images_dir)!r}: {_listing(no_image)}."
-        )
-
-    names = sorted(images)
-    X, y = [], []
-    for name in names:
-        image = skio.imread(images[name])
-        if as_gray:
-            image = _to_gray(image)
-        mask = skio.imread(masks[name])
-        if mask.ndim != 2:
-            same = mask.ndim == 3 and bool((mask == mask[..., :1]).all())
-            hint = ("its channels are equal, so save (or use) one channel, e.g. mask[..., 0]"
-                    if same else
-                    "map each colour to an integer class label and save a 2-D (grayscale "
-                    "or label) image")
-            raise ValueError(
-                f"mask {masks[name].name!r} in masks_dir has shape {mask.shape}; masks must "
-                f"be 2-D label images (H, W): {hint}."
-            )
-        if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"image {images[name].name!r} is {image.shape[:2]} (H, W) but its mask "
-                f"{masks[name].name!r} is {mask.shape}; they must have the same size."
-            )
-        X.append(image)
-        y.append(mask)
-    X, y = _stack_if_uniform(X), _stack_if_uniform(y)
-    return (X, y, names) if return_names else (X, y)
 
 
 def load_membrane(path=None):

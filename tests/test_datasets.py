@@ -5,7 +5,13 @@ import pytest
 from scipy import ndimage
 from skimage import io
 
-from sksegment.datasets import load_image_folder, load_membrane, make_shapes
+from sksegment.datasets import (
+    load_image_folder,
+    load_images,
+    load_membrane,
+    make_shapes,
+    save_masks,
+)
 
 
 def _mean_iou(pred, y, n_classes):
@@ -293,6 +299,226 @@ def test_load_image_folder_argument_errors(folders):
         load_image_folder(images, masks, extensions=".png", as_gray="yes")
     X, _ = load_image_folder(images, masks, extensions=".png", as_gray=None)
     assert X.shape == (1, 5, 6)
+
+
+# ------------------------------------------------- save_masks and reading back
+
+def _images_like(folder, masks):
+    """Write an image of each mask's size, under the mask's name, into folder."""
+    folder.mkdir(exist_ok=True)
+    for i, m in enumerate(masks):
+        _write(folder / f"{i:03d}.png", np.zeros(np.shape(m), np.uint8))
+
+
+@pytest.mark.parametrize("dtype, high, suffix, mode", [
+    (np.uint8, 255, ".png", "L"),
+    (np.uint16, 60000, ".png", "I;16"),
+    (np.uint16, 3, ".png", "I;16"),   # dtype decides: uint16 stays 16-bit
+    (bool, 1, ".png", "1"),
+])
+def test_save_masks_round_trip(tmp_path, rng, dtype, high, suffix, mode):
+    from PIL import Image
+
+    y = rng.integers(0, high + 1, (3, 9, 7)).astype(dtype)
+    paths = save_masks(tmp_path / "new" / "masks", y)
+    assert [p.name for p in paths] == [f"00{i}{suffix}" for i in range(3)]
+    with Image.open(paths[0]) as im:
+        assert im.mode == mode
+    _images_like(tmp_path / "images", y)
+    _, back = load_image_folder(tmp_path / "images", tmp_path / "new" / "masks")
+    assert back.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back, y)
+
+
+@pytest.mark.parametrize("values, dtype, kind", [
+    ([0, 1, 7], np.uint8, "png8"),        # int64 labels in 0..255: 8-bit PNG
+    ([0, 300], np.uint16, "png16"),       # up to 65535: 16-bit PNG
+    ([-1, 2], np.int64, "tiff"),          # negative: a TIFF in the dtype
+    ([0, 70000], np.int64, "tiff"),
+])
+def test_save_masks_other_integers_losslessly(tmp_path, values, dtype, kind):
+    y = np.zeros((2, 6, 5), np.int64)
+    y[0, :2] = values[0]
+    y[1, 3:] = values[-1]
+    y[0, 4, 4] = values[1]
+    paths = save_masks(tmp_path / "m", y)
+    assert all(p.suffix == (".tif" if kind == "tiff" else ".png") for p in paths)
+    _images_like(tmp_path / "i", y)
+    _, back = load_image_folder(tmp_path / "i", tmp_path / "m")
+    assert back.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back, y)
+
+
+def test_save_masks_formats_and_refusals(tmp_path):
+    y = np.ones((1, 4, 4), np.int32) * 70000
+    with pytest.raises(ValueError, match="format='tiff'"):
+        save_masks(tmp_path / "a", y, format="png")
+    assert not (tmp_path / "a").exists()  # nothing written on refusal
+    paths = save_masks(tmp_path / "b", y.astype(np.uint8) * 0 + 3, format="tiff")
+    assert paths[0].suffix == ".tif"
+    with pytest.raises(TypeError, match="integer or bool labels.*float32"):
+        save_masks(tmp_path / "c", np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"y\[None\]"):
+        save_masks(tmp_path / "c", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="format"):
+        save_masks(tmp_path / "c", np.zeros((1, 4, 4), np.uint8), format="jpeg")
+    with pytest.raises(ValueError, match="names has 2 names"):
+        save_masks(tmp_path / "c", np.zeros((1, 4, 4), np.uint8), names=["a", "b"])
+    with pytest.raises(ValueError, match="without a folder"):
+        save_masks(tmp_path / "c", np.zeros((1, 4, 4), np.uint8), names=["../a"])
+    with pytest.raises(ValueError, match="'a' twice"):
+        save_masks(tmp_path / "c", np.zeros((2, 4, 4), np.uint8), names=["a", "a"])
+    ragged = [np.zeros((4, 4), np.uint8), np.ones((3, 5), np.uint8)]
+    paths = save_masks(tmp_path / "ragged", ragged, names=["p", "q"])
+    back = load_images(tmp_path / "ragged")
+    assert [b.shape for b in back] == [(4, 4), (3, 5)] and back[1].max() == 1
+    with pytest.raises(TypeError, match="one dtype"):
+        save_masks(tmp_path / "c", [ragged[0], ragged[1].astype(np.uint16)])
+    with pytest.raises(ValueError, match="palette must be None, 'auto'"):
+        save_masks(tmp_path / "c", np.zeros((1, 4, 4), np.uint8), palette="jet")
+
+
+def test_save_masks_does_not_overwrite_unless_asked(tmp_path):
+    y = np.zeros((2, 4, 4), np.uint8)
+    save_masks(tmp_path, y, names=["a", "b"])
+    (tmp_path / "a.png").unlink()
+    before = (tmp_path / "b.png").read_bytes()
+    with pytest.raises(FileExistsError, match="b.png exists"):
+        save_masks(tmp_path, y + 1, names=["a", "b"])
+    assert not (tmp_path / "a.png").exists()  # checked before anything is written
+    assert (tmp_path / "b.png").read_bytes() == before
+    save_masks(tmp_path, y + 1, names=["a", "b"], overwrite=True)
+    assert load_images(tmp_path).max() == 1
+
+
+def test_save_masks_palette_indexed_png(tmp_path):
+    from PIL import Image
+
+    y = np.zeros((2, 6, 6), np.uint8)
+    y[0, :3] = 255
+    y[1, 3:] = 7
+    paths = save_masks(tmp_path / "auto", y, palette="auto")
+    with Image.open(paths[0]) as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im), y[0])  # pixel values stay labels
+        colours = np.array(im.getpalette()).reshape(-1, 3)
+    # each label its own colour, the smallest black
+    assert colours[0].tolist() == [0, 0, 0]
+    assert len({tuple(colours[v]) for v in (0, 7, 255)}) == 3
+    _images_like(tmp_path / "img", y)
+    _, back = load_image_folder(tmp_path / "img", tmp_path / "auto")
+    np.testing.assert_array_equal(back, y)
+
+    palette = {(0, 0, 0): 0, (255, 0, 0): 7, (0, 0, 255): 255}
+    save_masks(tmp_path / "own", y, palette=palette)
+    # read back as indices, or as colours through the same palette
+    rgb = io.imread(tmp_path / "own" / "000.png")
+    assert rgb.shape == (6, 6, 3) and rgb[0, 0].tolist() == [0, 0, 255]
+    _, back = load_image_folder(tmp_path / "img", tmp_path / "own")
+    np.testing.assert_array_equal(back, y)
+    with pytest.raises(ValueError, match=r"no colour for the label\(s\) \[255\]"):
+        save_masks(tmp_path / "x", y, palette={(0, 0, 0): 0, (9, 9, 9): 7})
+    with pytest.raises(ValueError, match="only 8-bit PNG"):
+        save_masks(tmp_path / "x", y.astype(np.uint16), palette=palette)
+    with pytest.raises(ValueError, match="colours"):
+        save_masks(tmp_path / "x", y, palette={(0, 0): 0})
+    # "auto" is simply not applied where labels need 16 bits
+    assert save_masks(tmp_path / "w", y.astype(np.uint16), palette="auto")[0].exists()
+
+
+def test_load_image_folder_colour_masks_through_a_palette(folders):
+    images, masks = folders
+    rgb = np.zeros((5, 6, 3), np.uint8)
+    rgb[:2] = (255, 0, 0)
+    rgb[4, 5] = (0, 255, 0)
+    _write(images / "a.png", np.zeros((5, 6), np.uint8))
+    _write(masks / "a.png", rgb)
+    palette = {(0, 0, 0): 0, (255, 0, 0): 1, (0, 255, 0): 300}
+    _, y = load_image_folder(images, masks, palette=palette)
+    assert y.dtype == np.uint16
+    assert y[0, 0, 0] == 1 and y[0, 4, 5] == 300 and y[0, 3, 0] == 0
+    _write(masks / "a.png", np.dstack([rgb, np.full((5, 6), 255, np.uint8)]))  # RGBA
+    _, y2 = load_image_folder(images, masks, palette=palette)
+    np.testing.assert_array_equal(y2, y)
+    with pytest.raises(ValueError, match=r"a\.png.*colour \(0, 255, 0\).*1 pixel"):
+        load_image_folder(images, masks, palette={(0, 0, 0): 0, (255, 0, 0): 1})
+    with pytest.raises(TypeError, match="palette"):
+        load_image_folder(images, masks, palette=[(0, 0, 0)])
+    with pytest.raises(TypeError, match="integer labels"):
+        load_image_folder(images, masks, palette={(0, 0, 0): "bg"})
+
+
+def test_load_image_folder_tiff_stacks(folders, rng):
+    tifffile = pytest.importorskip("tifffile")
+    images, masks = folders
+    stack = rng.integers(0, 256, (3, 6, 5), dtype=np.uint8)
+    labels = rng.integers(0, 4, (3, 6, 5), dtype=np.uint16)
+    tifffile.imwrite(images / "vol.tif", stack, photometric="minisblack")
+    tifffile.imwrite(masks / "vol.tif", labels, photometric="minisblack")
+    _write(images / "z.png", stack[0])
+    _write(masks / "z.png", labels[0].astype(np.uint8))
+    X, y, names = load_image_folder(images, masks, return_names=True)
+    assert names == ["vol_000", "vol_001", "vol_002", "z"]
+    np.testing.assert_array_equal(X[:3], stack)
+    np.testing.assert_array_equal(y[2], labels[2])
+    # a stack of images pairs with one mask file per page, by name
+    (masks / "vol.tif").unlink()
+    for i in range(3):
+        _write(masks / f"vol_{i:03d}.png", labels[i].astype(np.uint8))
+    X, y = load_image_folder(images, masks)
+    np.testing.assert_array_equal(y[:3], labels)
+    # an RGB TIFF is one colour image, not a stack of three
+    tifffile.imwrite(images / "rgb.tif", np.zeros((6, 5, 3), np.uint8))
+    X, names = load_images(images, return_names=True)
+    assert names[0] == "rgb" and X[0].shape == (6, 5, 3) and len(names) == 5
+    # a page name colliding with a file name
+    _write(images / "vol_001.png", stack[0])
+    with pytest.raises(ValueError, match=r"'vol_001' \(vol.tif \(page 1\) and vol_001.png\)"):
+        load_images(images)
+
+
+def test_load_image_folder_indexed_image_is_colour(folders):
+    from PIL import Image
+
+    images, masks = folders
+    im = Image.fromarray(np.array([[0, 1], [1, 0]], np.uint8))
+    im.putpalette([10, 20, 30, 200, 100, 0] + [0] * 762)
+    im.save(images / "a.png")
+    im.save(masks / "a.png")
+    X, y = load_image_folder(images, masks)
+    assert X.shape == (1, 2, 2, 3) and X[0, 0, 1].tolist() == [200, 100, 0]
+    assert y.tolist() == [[[0, 1], [1, 0]]]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "truncated tiff"])
+def test_unreadable_files_name_the_file(folders, rng, damage):
+    images, masks = folders
+    good = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    suffix = ".tif" if "tiff" in damage else ".png"
+    _write(images / f"a{suffix}", good)
+    data = (images / f"a{suffix}").read_bytes()
+    bad = {"truncated": data[: len(data) // 2], "random bytes": rng.bytes(300),
+           "empty": b"", "truncated tiff": data[: len(data) - 200]}[damage]
+    (images / f"a{suffix}").write_bytes(bad)
+    _write(masks / "a.png", np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match=rf"cannot read image file '.*a\{suffix}'"):
+        load_image_folder(images, masks)
+    with pytest.raises(ValueError, match=r"cannot read image file"):
+        load_images(images)
+
+
+def test_load_images_reads_one_folder(tmp_path, rng):
+    X = rng.integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
+    for i, x in enumerate(X):
+        _write(tmp_path / f"im{i}.png", x)
+    got, names = load_images(tmp_path, return_names=True)
+    np.testing.assert_array_equal(got, X)
+    assert names == ["im0", "im1", "im2"]
+    assert load_images(tmp_path, as_gray=True).shape == (3, 5, 4)
+    with pytest.raises(ValueError, match="holds no files"):
+        load_images(tmp_path, extensions=".bmp")
+    with pytest.raises(FileNotFoundError, match="images_dir does not exist"):
+        load_images(tmp_path / "absent")
 
 
 # -------------------------------------------------------------- load_membrane
