@@ -356,35 +356,40 @@ class LabelCodec:
             self._device_cache[key] = torch.from_numpy(self._plan(dtype)[j]).to(device)
         return self._device_cache[key]
 
-    def encode(self, masks, device):
-        """Encode label values (any shape) into an int64 tensor of class
-        indices on ``device``; unknown values and the ignore label become
-        :data:`IGNORE`."""
+    def host(self, masks, pin=False):
+        """The host half of :meth:`encode`: the masks in the raw form the
+        device half reads, as a :class:`HostArray` (pinned when ``pin``)."""
         masks = np.asarray(masks)
-        plan = self._plan(masks.dtype)
-        if plan[0] == "table":
-            if masks.dtype.itemsize == 1:
-                raw = masks.view(np.uint8)
-            else:  # torch holds int16 everywhere; the table is indexed by the bit pattern
-                raw = masks.view(np.int16)
-            raw = _torch_ready(raw)
-            t = torch.from_numpy(raw).to(device, non_blocking=True).long()
-            if masks.dtype.itemsize == 2:
-                t = t.bitwise_and_(0xFFFF)
-            return self._on(device, masks.dtype, 1)[t]
-        keys = self._on(device, masks.dtype, 1)
-        if masks.dtype.kind == "f":
+        if self._plan(masks.dtype)[0] == "table":
+            # 1 byte: the bit pattern as uint8; 2 bytes: as int16 (torch holds
+            # int16 everywhere), masked back to 16 bits on the device
+            raw = masks.view(np.uint8 if masks.dtype.itemsize == 1 else np.int16)
+        elif masks.dtype.kind == "f":
             raw = masks.astype(np.float64, copy=False)
         elif masks.dtype == np.uint64:
             raw = masks.view(np.int64)  # the keys were made the same way
         else:
             raw = masks.astype(np.int64, copy=False)
-        raw = torch.from_numpy(_torch_ready(raw)).to(device)
+        return HostArray(torch.from_numpy(_torch_ready(raw)), masks.dtype, pin)
+
+    def encode(self, masks, device):
+        """Encode label values (any shape) into an int64 tensor of class
+        indices on ``device``; unknown values and the ignore label become
+        :data:`IGNORE`. ``masks`` is an array or the :meth:`host` form."""
+        host = masks if isinstance(masks, HostArray) else self.host(masks)
+        plan = self._plan(host.dtype)
+        raw = host.tensor.to(device, non_blocking=True)
+        if plan[0] == "table":
+            t = raw.long()
+            if host.dtype.itemsize == 2:
+                t = t.bitwise_and_(0xFFFF)
+            return self._on(device, host.dtype, 1)[t]
+        keys = self._on(device, host.dtype, 1)
         if keys.numel() == 0:
             return torch.full(raw.shape, IGNORE, dtype=torch.int64, device=raw.device)
         pos = torch.searchsorted(keys, raw).clamp_(max=keys.numel() - 1)
         known = keys[pos] == raw
-        index = self._on(device, masks.dtype, 2)[pos]
+        index = self._on(device, host.dtype, 2)[pos]
         return torch.where(known, index, torch.full_like(index, IGNORE))
 
     def decode(self, indices):
@@ -401,24 +406,42 @@ def _torch_ready(arr):
     return arr
 
 
-def to_tensor(batch, device):
-    """Move a channels-last image batch to ``device`` and make it float32
-    ``(N, C, H, W)`` there, scaled by :func:`intensity_scale`.
+class HostArray:
+    """A batch made ready on the host for the copy to a device: a CPU tensor
+    (page-locked when ``pin``, so that the copy can be asynchronous) and the
+    NumPy dtype it came from (which sets the intensity scale or the label
+    encoding)."""
 
-    Only this batch is converted; the caller's array is never changed.
-    """
+    __slots__ = ("dtype", "tensor")
+
+    def __init__(self, tensor, dtype, pin=False):
+        self.tensor = tensor.pin_memory() if pin else tensor
+        self.dtype = np.dtype(dtype)
+
+
+def host_images(batch, pin=False):
+    """The host half of :func:`to_tensor`: the batch as a CPU tensor of a
+    dtype torch holds, in a :class:`HostArray` (pinned when ``pin``)."""
     batch = np.asarray(batch)
-    scale = intensity_scale(batch.dtype)
+    dtype = batch.dtype
     if batch.dtype == bool:
         batch = batch.view(np.uint8)
     elif batch.dtype not in _TORCH_NATIVE:
         batch = batch.astype(np.float32)  # uint16/uint32/uint64: this batch only
-    if not batch.flags.c_contiguous:
-        batch = np.ascontiguousarray(batch)
-    if not batch.flags.writeable:
-        batch = batch.copy()  # torch.from_numpy warns on read-only memory
-    t = torch.from_numpy(batch).to(device, non_blocking=True)
+    return HostArray(torch.from_numpy(_torch_ready(batch)), dtype, pin)
+
+
+def to_tensor(batch, device):
+    """Move a channels-last image batch to ``device`` and make it float32
+    ``(N, C, H, W)`` there, scaled by :func:`intensity_scale`.
+
+    ``batch`` is an array or its :func:`host_images` form. Only this batch
+    is converted; the caller's array is never changed.
+    """
+    host = batch if isinstance(batch, HostArray) else host_images(batch)
+    t = host.tensor.to(device, non_blocking=True)
     t = t.permute(0, 3, 1, 2).to(torch.float32)
+    scale = intensity_scale(host.dtype)
     if scale != 1.0:
         t = t * scale
     return t

@@ -213,7 +213,7 @@ def plan(fingerprint, device, *, patch_size="auto", depth="auto", batch_size="au
     ...       "n_channels": 1}
     >>> choice = plan(fp, {"type": "cpu", "memory_bytes": None})
     >>> choice["patch_size"], choice["depth"], choice["batch_size"]
-    ((192, 192), 5, 2)
+    ((160, 192), 5, 2)
     """
     median = tuple(fingerprint["shape_median"])
     largest = tuple(fingerprint["shape_max"])

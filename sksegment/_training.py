@@ -9,6 +9,7 @@ checkpoints.
 
 import copy
 import math
+import sys
 import time
 import warnings
 
@@ -17,10 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from ._checkpoint import rng_state, save_checkpoint, to_cpu
-from ._data import IGNORE, to_tensor
+from ._data import IGNORE, HostArray, host_images, to_tensor
+from ._prefetch import Prefetcher
 
 #: The clock of time budgets (a module attribute, so that tests can replace it).
 _clock = time.perf_counter
+
+#: Batches prepared ahead of the step in a background thread (0: none).
+PREFETCH_BATCHES = 2
 
 #: Times a non-finite loss or gradient is answered by restoring the last good
 #: state and halving the learning rate before fit gives up.
@@ -168,7 +173,12 @@ def pad_batch(x, y, multiple):
 
 class BatchPreparer:
     """NumPy batch -> device tensors: convert, encode labels, augment,
-    normalise, pad."""
+    normalise, pad.
+
+    :meth:`host` does the host half (dtype conversion, pinning for CUDA) and
+    may run in a background thread; calling the preparer does the rest on the
+    device, from a NumPy batch or from what :meth:`host` returned.
+    """
 
     def __init__(self, codec, device, pad_multiple=1, chain=None, generator=None,
                  channels_last=False, normalize=None):
@@ -176,11 +186,18 @@ class BatchPreparer:
         self.chain, self.generator, self.channels_last = chain, generator, channels_last
         self.normalize = normalize
 
+    def host(self, batch):
+        x, y, valid = batch
+        pin = self.device.type == "cuda"
+        return (host_images(x, pin), self.codec.host(y, pin),
+                None if valid is None else HostArray(torch.from_numpy(valid), bool, pin))
+
     def __call__(self, x_np, y_np, valid=None, training=True):
         x = to_tensor(x_np, self.device)
         y = self.codec.encode(y_np, self.device)
         if valid is not None:
-            y = y.masked_fill(~torch.from_numpy(valid).to(self.device), IGNORE)
+            valid = valid.tensor if isinstance(valid, HostArray) else torch.from_numpy(valid)
+            y = y.masked_fill(~valid.to(self.device, non_blocking=True), IGNORE)
         if self.chain is not None:
             x, y = self.chain(x, y, generator=self.generator, training=training)
         if self.normalize is not None:
@@ -361,6 +378,59 @@ class TrainingLog:
         vars(self).update(state)
 
 
+def _train_epoch(trainer, batches, prepare, snapshot, epoch, n_batches, elapsed, max_time):
+    """The steps of one epoch. Returns the summed loss (a device tensor, read
+    once per epoch), the steps that counted, the steps taken, and whether the
+    time budget ran out (the epoch then ends after that step)."""
+    loss_sum = torch.zeros((), device=trainer.device)
+    n_done = steps = 0
+    out_of_time = False
+    for b, (x_np, y_np, valid) in enumerate(batches):
+        trainer._set_lr(trainer.schedule.lr(epoch + b / n_batches, elapsed()))
+        x, y = prepare(x_np, y_np, valid)
+        loss = trainer.step(x, y)
+        steps += 1
+        out_of_time = max_time is not None and elapsed() >= max_time
+        if loss is None:
+            trainer.nonfinite_events += 1
+            if trainer.nonfinite_events > MAX_NONFINITE_RETRIES:
+                raise NonFiniteLossError(_nonfinite_message(
+                    trainer.schedule.lr(epoch), trainer.max_grad_norm))
+            _restore(trainer, snapshot)
+            trainer.schedule.scale *= 0.5
+            warnings.warn(
+                f"Non-finite loss or gradient at epoch {epoch + 1}: weights restored to the "
+                f"start of the epoch and learning rate halved to "
+                f"{trainer.schedule.lr(epoch, elapsed()):.3g}.", RuntimeWarning, stacklevel=3)
+        else:
+            loss_sum += loss
+            n_done += 1
+        if out_of_time:
+            break
+    return loss_sum, n_done, steps, out_of_time
+
+
+def _ahead(batches, host):
+    """The epoch's batches, prepared :data:`PREFETCH_BATCHES` ahead in a
+    background thread (their host half, ``host``, done there too)."""
+    if PREFETCH_BATCHES > 0:
+        return Prefetcher(batches, depth=PREFETCH_BATCHES, transform=host)
+    return _Inline(batches, host)
+
+
+class _Inline:
+    """:class:`Prefetcher`'s interface without a thread."""
+
+    def __init__(self, batches, host):
+        self._it = batches if host is None else map(host, batches)
+
+    def __iter__(self):
+        return iter(self._it)
+
+    def close(self):
+        pass
+
+
 def _restore(trainer, snapshot):
     """Put the weights, buffers and optimizer state of ``snapshot`` back, by
     value: the snapshot stays intact for a later restore in the same epoch
@@ -411,39 +481,23 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
             snapshot = (_clone_state(model), copy.deepcopy(trainer.optimizer.state_dict()))
             model.train()
             n_batches = sampler.n_batches(train_indices)
-            batches = sampler.epoch(rng, train_indices)
-            if verbose:
+            # the epoch's batches come from a generator of its own: how far
+            # the prefetching thread has drawn never changes later epochs
+            ahead = _ahead(sampler.epoch(np.random.RandomState(epoch_seed), train_indices),
+                           getattr(prepare, "host", None))
+            batches = ahead
+            if verbose and sys.stderr.isatty():  # a bar on a terminal; log files get lines
                 from tqdm.auto import tqdm
-                batches = tqdm(batches, total=n_batches, leave=False, desc=f"epoch {epoch + 1}")
-            loss_sum = torch.zeros((), device=trainer.device)
-            n_done = steps = 0
-            out_of_time = False
+                batches = tqdm(ahead, total=n_batches, leave=False, desc=f"epoch {epoch + 1}",
+                               file=sys.stderr)
             lr_epoch = trainer.schedule.lr(epoch, elapsed())
-            for b, (x_np, y_np, valid) in enumerate(batches):
-                trainer._set_lr(trainer.schedule.lr(epoch + b / n_batches, elapsed()))
-                x, y = prepare(x_np, y_np, valid)
-                loss = trainer.step(x, y)
-                steps += 1
-                out_of_time = max_time is not None and elapsed() >= max_time
-                if loss is None:
-                    trainer.nonfinite_events += 1
-                    if trainer.nonfinite_events > MAX_NONFINITE_RETRIES:
-                        raise NonFiniteLossError(_nonfinite_message(
-                            trainer.schedule.lr(epoch), trainer.max_grad_norm))
-                    _restore(trainer, snapshot)
-                    trainer.schedule.scale *= 0.5
-                    warnings.warn(
-                        f"Non-finite loss or gradient at epoch {epoch + 1}: weights restored to "
-                        f"the start of the epoch and learning rate halved to "
-                        f"{trainer.schedule.lr(epoch, elapsed()):.3g}.", RuntimeWarning,
-                        stacklevel=2)
-                else:
-                    loss_sum += loss
-                    n_done += 1
-                if out_of_time:
-                    break
-            if hasattr(batches, "close"):
-                batches.close()
+            try:
+                loss_sum, n_done, steps, out_of_time = _train_epoch(
+                    trainer, batches, prepare, snapshot, epoch, n_batches, elapsed, max_time)
+            finally:
+                ahead.close()
+                if batches is not ahead:
+                    batches.close()
             train_loss = float(loss_sum) / max(n_done, 1)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr_epoch}
             if out_of_time:
@@ -475,7 +529,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                 from tqdm.auto import tqdm
                 extra = "" if score is None else f", validation score {score:.4f}"
                 tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.4f}{extra}, "
-                           f"lr {lr_epoch:.3g}, {record['seconds']:.1f}s")
+                           f"lr {lr_epoch:.3g}, {record['seconds']:.1f}s", file=sys.stderr)
             if checkpoint_path is not None:
                 save_checkpoint(checkpoint_path, {
                     "meta": checkpoint_meta or {},

@@ -7,6 +7,8 @@ operations as they pass through PyTorch's dispatcher, so a test on the CPU can
 count the syncs a piece of code would make on a GPU.
 """
 
+import traceback
+
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -33,16 +35,31 @@ def _is_bool_index(args):
 class SyncCounter(TorchDispatchMode):
     """Record the host-device syncs of the code run inside ``with``.
 
-    ``syncs`` lists the operator names in call order.
+    ``syncs`` lists the operator names in call order. ``ignore`` names
+    functions (``"file.py:function"``, or a path fragment such as
+    ``"torch/optim/"``) whose reads are not device syncs and are not counted
+    when they are on the call stack: an optimizer's step counter kept on the
+    host, say, or a check that runs on the CPU only.
     """
 
-    def __init__(self):
+    def __init__(self, ignore=()):
         super().__init__()
         self.syncs = []
+        self.ignore = tuple(ignore)
+
+    def _ignored(self):
+        if not self.ignore:
+            return False
+        for frame in traceback.extract_stack():
+            where = f"{frame.filename}:{frame.name}"
+            if any(part in where for part in self.ignore):
+                return True
+        return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket._qualified_op_name.replace("::", ".")
-        if name in SYNC_OPS or (name in INDEX_OPS and _is_bool_index(args)):
+        if (name in SYNC_OPS or (name in INDEX_OPS and _is_bool_index(args))) \
+                and not self._ignored():
             self.syncs.append(name)
         return func(*args, **(kwargs or {}))
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import torch
 from skimage import io
 
+import sksegment
 from sksegment import CNNSegmenter
 from sksegment._cli import main
 from sksegment._cli._commands import parse_value
@@ -152,20 +154,20 @@ def test_info_shows_classes_parameters_and_versions(fitted, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "3: [0, 1, 2] (uint8)" in text
     assert "1 channel(s), dtype uint8" in text
-    assert "saved with  not recorded" in text
+    assert f"saved with  sksegment {sksegment.__version__}, torch {torch.__version__}" in text
+    assert "choices     whole images, batch" in text.replace("patch whole", "whole")
     params = text.split("parameters (* differs from the default):")[1].splitlines()
-    assert any(line.startswith("  * depth ") and line.endswith("2   (default 4)")
+    assert any(line.startswith("  * depth ") and line.endswith("2   (default 'auto')")
                for line in params)
     assert any(line.startswith("    optimizer ") for line in params)  # default: unmarked
     assert "1 epoch(s)" in text and "best mean_iou" in text
 
     seg = joblib.load(model)
-    seg._saved_versions = {"sksegment": "0.1.0", "torch": "2.13.0", "numpy": "2.4",
-                           "scikit-learn": "1.9"}
-    joblib.dump(seg, tmp_path / "v.joblib")
+    joblib.dump(seg, tmp_path / "v.joblib")  # a pickle records the versions it is written with
     assert main(["info", str(tmp_path / "v.joblib"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["saved_versions"]["torch"] == "2.13.0"
+    assert info["saved_versions"]["torch"] == torch.__version__
+    assert info["choices"]["depth"] == 2 and info["choices"]["normalize"] == "zscore"
     assert info["parameters"]["width"]["changed"] is True
     assert info["parameters"]["tta"]["changed"] is False
     assert info["training"]["epochs"] == 1 and info["classes"] == [0, 1, 2]

@@ -242,7 +242,7 @@ def run_predict(args):
     if args.proba:
         (outdir / "proba").mkdir(exist_ok=True)
     fmt = "tiff" if kind == "tiff" else "png"
-    chunk = max(1, int(seg.batch_size))
+    chunk = max(1, int(getattr(seg, "batch_size_", 8)))
     with tqdm(total=len(names), desc="predict", unit="image", disable=args.quiet,
               file=sys.stderr, leave=False) as bar:
         for X_part, part in _chunks(X, names, chunk):

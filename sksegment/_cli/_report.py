@@ -186,10 +186,31 @@ def describe(model, seg, path):
             "scoring": seg.scoring if isinstance(seg.scoring, str) else "custom",
             "interrupted": bool(getattr(seg, "interrupted_", False)),
         },
+        "choices": _choices(seg),
         "saved_versions": dict(saved) if isinstance(saved, dict) else None,
         "running_versions": {"sksegment": __version__, "torch": torch.__version__,
                              "numpy": numpy.__version__, "scikit-learn": sklearn.__version__},
     }
+
+
+def _choices(seg):
+    """What the data-driven defaults resolved to (None for what is absent)."""
+    patch = getattr(seg, "patch_size_", None)
+    normalization = getattr(seg, "normalization_", None)
+    post = getattr(seg, "postprocessing_", None)
+    return {"patch_size": list(patch) if patch is not None else None,
+            "batch_size": getattr(seg, "batch_size_", None),
+            "depth": getattr(seg, "depth_", None),
+            "norm": getattr(seg, "norm_", None),
+            "normalize": normalization["kind"] if normalization else None,
+            "postprocessing": repr(post) if post is not None else None}
+
+
+def _format_choices(c):
+    patch = "whole images" if c["patch_size"] is None else "x".join(map(str, c["patch_size"]))
+    text = (f"patch {patch}, batch {c['batch_size']}, depth {c['depth']}, "
+            f"{c['norm']} norm, normalize {c['normalize']}")
+    return text + (f", post-processing {c['postprocessing']}" if c["postprocessing"] else "")
 
 
 def _versions(versions):
@@ -218,6 +239,7 @@ def format_info(d, bold=False):
         ("classes", f"{d['n_classes']}: {d['classes']} ({d['labels_dtype']})"),
         ("input", f"{d['n_channels']} channel(s), dtype {d['input_dtype']}"),
         ("network", f"{d['network']}, {d['n_weights']:,} weights, trained on {d['device']}"),
+        ("choices", _format_choices(d["choices"])),
         ("training", training),
         ("history", f"{t['history_length']} entries"),
         ("saved with", _versions(d["saved_versions"]) if d["saved_versions"]
