@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _checkpoint, _training
+from . import _checkpoint, _distributed, _training
 from ._data import (
     IGNORE,
     LabelCodec,
@@ -79,6 +79,7 @@ _PARAMETERS = {
     "resume": [Options(True, False)],
     "warm_start": [Options(True, False)],
     "device": [InstanceOf(str, torch.device, label="a device string")],
+    "distributed": [Options("auto", True, False)],
     "random_state": [Options(None), Interval(int, 0, 2**32 - 1),
                      InstanceOf(np.random.RandomState)],
     "verbose": [Interval(int, 0, None), Options(True, False)],
@@ -285,7 +286,7 @@ class CNNSegmenter(BaseEstimator):
                  max_grad_norm=None, precision="auto", compile=False,
                  foreground_oversampling=0.0, tiling="auto", tile_size=None, tile_overlap=0.25,
                  tta=False, checkpoint_dir=None, resume=False, warm_start=False, device="auto",
-                 random_state=None, verbose=0):
+                 distributed="auto", random_state=None, verbose=0):
         self.model = model
         self.depth = depth
         self.width = width
@@ -319,6 +320,7 @@ class CNNSegmenter(BaseEstimator):
         self.resume = resume
         self.warm_start = warm_start
         self.device = device
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -396,6 +398,7 @@ class CNNSegmenter(BaseEstimator):
             _training.discard(run.get("model"), run.get("trainer"))
             raise
         finally:
+            _distributed.finish(run.get("dist"))  # DDP off; the group it created destroyed
             device = run.get("device")
             run.clear()
             _training.release_cuda_memory(device)
@@ -403,6 +406,9 @@ class CNNSegmenter(BaseEstimator):
 
     def _run_fit(self, run, X, y, X_val, y_val, n_epochs, incremental, classes):
         self._validate_params()
+        # data parallel under torchrun (None otherwise); checks all ranks got the same data
+        dist = run["dist"] = _distributed.start(self.distributed, self.device, (X, y, X_val, y_val),
+                                                self.get_params(deep=False))
         images, chain = unwrap(X)
         images = check_images(images, "X")
         masks = check_masks(y, images, "y")
@@ -418,7 +424,7 @@ class CNNSegmenter(BaseEstimator):
         codec = LabelCodec(self.classes_, ignore)
         self._warn_large_patch(images)
 
-        device = _training.resolve_device(self.device)
+        device = dist.device if dist is not None else _training.resolve_device(self.device)
         run["device"] = device
         _training.resolve_precision(self.precision, device)  # fail early on a bad combination
         checkpoint = (None if self.checkpoint_dir is None
@@ -428,6 +434,8 @@ class CNNSegmenter(BaseEstimator):
         # It works on copies: the fitted state changes only when the fit ends.
         rng = copy.deepcopy(self._rng) if continuing and getattr(self, "_rng", None) is not None \
             else check_random_state(self.random_state)
+        if dist is not None:  # one random stream on every rank, with random_state=None too
+            dist.share_random_state(rng)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         fork_devices = ([device.index if device.index is not None else torch.cuda.current_device()]
                         if device.type == "cuda" else [])
@@ -485,6 +493,9 @@ class CNNSegmenter(BaseEstimator):
             if self.resume and checkpoint is not None and os.path.exists(checkpoint):
                 epochs = _resume(checkpoint, meta, trainer, log, rng, epochs)
 
+            if dist is not None:  # DDP for the steps, this rank's share of the batches
+                sampler, validate = dist.prepare(trainer, sampler, validate, epochs,
+                                                 len(log.history), self.compile)
             interrupted = _training.run_epochs(
                 trainer, sampler, prepare, rng, log, n_epochs=epochs, train_indices=train_idx,
                 validate=validate, early_stopping=self.early_stopping and validate is not None,

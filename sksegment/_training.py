@@ -212,6 +212,7 @@ class Trainer:
         if compile:
             self.forward = _try_compile(model)
         self.nonfinite_events = 0
+        self.dist = None  # a data-parallel fit's Context (sksegment._distributed) sets itself
 
     def _set_lr(self, lr):
         for group in self.optimizer.param_groups:
@@ -230,6 +231,8 @@ class Trainer:
             logits = self.forward(x)
         loss = self.loss_fn(logits.float(), y)
         finite = torch.isfinite(loss)
+        if self.dist is not None:  # every rank skips a step when any rank must
+            finite = self.dist.all_finite(finite)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -364,6 +367,9 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     KeyboardInterrupt.
     """
     model = trainer.model
+    dist = trainer.dist  # data parallel (sksegment._distributed): shared figures
+    if dist is not None and not dist.is_main:
+        verbose, checkpoint_path = 0, None  # progress and checkpoints on rank 0 only
     interrupted = False
     start_epoch = len(log.history)
     snapshot = None
@@ -371,6 +377,8 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
         for epoch in range(start_epoch, start_epoch + n_epochs):
             t0 = time.perf_counter()
             epoch_seed = int(rng.randint(np.iinfo(np.int32).max))
+            if dist is not None:
+                epoch_seed = dist.rank_seed(epoch_seed)  # own augmentation draws per rank
             seed_torch(epoch_seed, trainer.device)
             if generator is not None:
                 generator.manual_seed(epoch_seed)
@@ -402,6 +410,8 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                     continue
                 loss_sum += loss
                 n_done += 1
+            if dist is not None:  # the loss over all ranks; rank 0's weights everywhere
+                loss_sum, n_done = dist.end_epoch(model, loss_sum, n_done)
             train_loss = float(loss_sum) / max(n_done, 1)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr_epoch}
             score = None
