@@ -109,6 +109,10 @@ def _pick_device(device, local_rank):
                              f"{count} CUDA device(s): start at most {count} processes per "
                              "machine (torchrun --nproc_per_node), one per GPU.")
         dev = torch.device("cuda", local_rank)
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"Data-parallel training runs on CUDA devices or the CPU; got "
+                         f"device={device!r}. Use device='auto', 'cuda' or 'cpu', or "
+                         "distributed=False.")
     return dev
 
 
@@ -131,7 +135,9 @@ def start(distributed, device, data, params):
     Context or None
         None when the fit runs in this process alone.
     """
-    if distributed is False:
+    from ._validation import check_option
+
+    if check_option(distributed, "distributed", ("auto", True, False)) is False:
         return None
     env = read_environment()
     available = torch.distributed.is_available()
@@ -194,11 +200,11 @@ def _group_store(env, rank, world, timeout):
     """A fresh key space on this process's rendezvous store.
 
     The store (a TCPStore server on rank 0, or torchrun's agent store) is made
-    once and kept: a second fit that bound MASTER_PORT again, or read keys a
-    previous group left in torchrun's store, could meet the last group's
-    leftovers and hang (pytorch/pytorch#55967). Each group gets its own
-    prefix instead; every rank makes the same fits in the same order, so the
-    counts agree.
+    once and kept: a later fit that bound MASTER_PORT again could reach the
+    previous server before it closed, and one that reused torchrun's store
+    would read the keys the previous group left there; either hangs. Each
+    group gets a prefix of its own instead; every rank makes the same fits in
+    the same order, so the counts agree.
     """
     dist = _dist()
     key = (env["MASTER_ADDR"], env["MASTER_PORT"], rank, world)

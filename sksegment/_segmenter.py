@@ -193,6 +193,21 @@ class CNNSegmenter(BaseEstimator):
         Continue from the current weights on the next call to ``fit``.
     device : str, default="auto"
         "auto" (CUDA when available, else CPU) or a torch device string.
+    distributed : {"auto", True, False}, default="auto"
+        Data-parallel training on several processes, for a script started as
+        ``torchrun --nproc_per_node=N script.py`` in which every process calls
+        ``fit`` with the same data and parameters. "auto" trains data-parallel
+        when it finds a torch.distributed environment of more than one
+        process (``WORLD_SIZE`` > 1 with ``RANK``, ``MASTER_ADDR`` and
+        ``MASTER_PORT``, or a process group already initialised); True
+        requires one; False always trains in this process alone. Each process
+        (rank) uses ``cuda:LOCAL_RANK`` (with ``device="auto"`` or "cuda") or
+        the CPU, takes its own share of every epoch's batches, so
+        ``batch_size`` is per rank and the global batch is ``batch_size``
+        times the number of ranks, and ends with the same fitted estimator.
+        Batch norm is synchronised across ranks on CUDA only. The
+        environment variable ``SKSEGMENT_DIST_TIMEOUT`` sets how many seconds
+        to wait for the other ranks.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batch order, patches and augmentation. The same seed
         on the CPU gives identical weights and predictions. A continued fit
@@ -405,10 +420,11 @@ class CNNSegmenter(BaseEstimator):
         return self
 
     def _run_fit(self, run, X, y, X_val, y_val, n_epochs, incremental, classes):
-        self._validate_params()
-        # data parallel under torchrun (None otherwise); checks all ranks got the same data
+        # data parallel under torchrun (None otherwise); first, so that ranks given
+        # different data or parameters all stop here rather than wait for each other
         dist = run["dist"] = _distributed.start(self.distributed, self.device, (X, y, X_val, y_val),
                                                 self.get_params(deep=False))
+        self._validate_params()
         images, chain = unwrap(X)
         images = check_images(images, "X")
         masks = check_masks(y, images, "y")
