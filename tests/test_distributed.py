@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from sksegment import CNNSegmenter
-from sksegment._distributed import ENV_VARS, TIMEOUT_VAR, ShardedSampler
+from sksegment._distributed import ENV_VARS, TIMEOUT_VAR, Context, ShardedSampler
 from sksegment._sampling import BatchSampler
 from sksegment.datasets import make_shapes
 from sksegment.models import UNet
@@ -99,6 +99,27 @@ def test_sharded_patches_draw_from_their_own_stream_without_moving_the_shared_on
     for rng in rngs:  # the shared state moved by the permutation alone, alike on both ranks
         assert rng.randint(10**9) == expected
     assert not np.array_equal(batches[0][0][0], batches[1][0][0])
+
+
+def test_sync_batchnorm_shares_its_state_and_is_taken_off_in_place():
+    """On CUDA the batch-norm layers train as SyncBatchNorm; the swap shares
+    parameters and buffers, and closing puts the very same layers back."""
+    model = UNet(1, 3, depth=2, width=4)
+    originals = [m for m in model.modules() if type(m) is torch.nn.BatchNorm2d]
+    ctx = Context(torch.device("cpu"), 0, 1, created=False)
+    ctx._to_sync_batchnorm(model)
+    synced = [m for m in model.modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert len(synced) == len(originals) > 0
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in model.modules())
+    for s, o in zip(synced, originals):
+        assert s.weight is o.weight and s.running_mean is o.running_mean
+    with torch.no_grad():
+        synced[0].running_mean.add_(1.0)  # what a training step does, in place
+    model.eval()
+    ctx.close()
+    assert [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)] \
+        == originals
+    assert not originals[0].training and float(originals[0].running_mean[0]) == 1.0
 
 
 # --------------------------------------------------------------------------- #
