@@ -35,6 +35,7 @@ BENCHMARKS = [
     ("memory", "bench_memory.py"),
     ("augmentation", "bench_augmentation.py"),
     ("prediction", "bench_predict.py"),
+    ("distributed", "bench_distributed.py"),
 ]
 
 

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _checkpoint, _planning, _training
+from . import _checkpoint, _distributed, _planning, _training
 from ._arrays import is_dask, is_dask_images
 from ._arrays import take as _take_images
 from ._data import (
@@ -91,6 +91,7 @@ _PARAMETERS = {
     "resume": [Options(True, False)],
     "warm_start": [Options(True, False)],
     "device": [InstanceOf(str, torch.device, label="a device string")],
+    "distributed": [Options("auto", True, False)],
     "random_state": [Options(None), Interval(int, 0, 2**32 - 1),
                      InstanceOf(np.random.RandomState)],
     "verbose": [Interval(int, 0, None), Options(True, False)],
@@ -255,6 +256,21 @@ class CNNSegmenter(BaseEstimator):
         Continue from the current weights on the next call to ``fit``.
     device : str, default="auto"
         "auto" (CUDA when available, else CPU) or a torch device string.
+    distributed : {"auto", True, False}, default="auto"
+        Data-parallel training on several processes, for a script started as
+        ``torchrun --nproc_per_node=N script.py`` in which every process calls
+        ``fit`` with the same data and parameters. "auto" trains data-parallel
+        when it finds a torch.distributed environment of more than one
+        process (``WORLD_SIZE`` > 1 with ``RANK``, ``MASTER_ADDR`` and
+        ``MASTER_PORT``, or a process group already initialised); True
+        requires one; False always trains in this process alone. Each process
+        (rank) uses ``cuda:LOCAL_RANK`` (with ``device="auto"`` or "cuda") or
+        the CPU, takes its own share of every epoch's batches, so
+        ``batch_size`` is per rank and the global batch is ``batch_size``
+        times the number of ranks, and ends with the same fitted estimator.
+        Batch norm is synchronised across ranks on CUDA only. The
+        environment variable ``SKSEGMENT_DIST_TIMEOUT`` sets how many seconds
+        to wait for the other ranks.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batch order, patches and augmentation. The same seed
         on the CPU gives identical weights and predictions (without
@@ -371,7 +387,8 @@ class CNNSegmenter(BaseEstimator):
                  max_grad_norm=None, precision="auto", compile=False,
                  foreground_oversampling=0.0, postprocess=None, tiling="auto", tile_size=None,
                  tile_overlap=0.25, tta=False, checkpoint_dir=None, resume=False,
-                 warm_start=False, device="auto", random_state=None, verbose=0):
+                 warm_start=False, device="auto", distributed="auto", random_state=None,
+                 verbose=0):
         self.model = model
         self.depth = depth
         self.width = width
@@ -409,6 +426,7 @@ class CNNSegmenter(BaseEstimator):
         self.resume = resume
         self.warm_start = warm_start
         self.device = device
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -490,12 +508,17 @@ class CNNSegmenter(BaseEstimator):
             _training.discard(run.get("model"), run.get("trainer"))
             raise
         finally:
+            _distributed.finish(run.get("dist"))  # DDP off; the group it created destroyed
             device = run.get("device")
             run.clear()
             _training.release_cuda_memory(device)
         return self
 
     def _run_fit(self, run, X, y, X_val, y_val, n_epochs, incremental, classes):
+        # data parallel under torchrun (None otherwise); first, so that ranks given
+        # different data or parameters all stop here rather than wait for each other
+        dist = run["dist"] = _distributed.start(self.distributed, self.device, (X, y, X_val, y_val),
+                                                self.get_params(deep=False))
         self._validate_params()
         images, chain = unwrap(X)
         images = check_images(images, "X")
@@ -511,7 +534,7 @@ class CNNSegmenter(BaseEstimator):
             self._set_classes(images, masks, ignore, incremental)
         codec = LabelCodec(self.classes_, ignore)
 
-        device = _training.resolve_device(self.device)
+        device = dist.device if dist is not None else _training.resolve_device(self.device)
         run["device"] = device
         _training.resolve_precision(self.precision, device)  # fail early on a bad combination
         checkpoint = (None if self.checkpoint_dir is None
@@ -521,6 +544,8 @@ class CNNSegmenter(BaseEstimator):
         # It works on copies: the fitted state changes only when the fit ends.
         rng = copy.deepcopy(self._rng) if continuing and getattr(self, "_rng", None) is not None \
             else check_random_state(self.random_state)
+        if dist is not None:  # one random stream on every rank, with random_state=None too
+            dist.share_random_state(rng)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         fork_devices = ([device.index if device.index is not None else torch.cuda.current_device()]
                         if device.type == "cuda" else [])
@@ -600,6 +625,9 @@ class CNNSegmenter(BaseEstimator):
                 epochs = _checkpoint.resume(checkpoint, meta, trainer, log, rng, epochs)
                 time_offset = log.train_time
 
+            if dist is not None:  # DDP for the steps, this rank's share of the batches
+                sampler, validate = dist.prepare(trainer, sampler, validate, epochs,
+                                                 len(log.history), self.compile)
             interrupted = _training.run_epochs(
                 trainer, sampler, prepare, rng, log, n_epochs=epochs, train_indices=train_idx,
                 validate=validate, early_stopping=self.early_stopping and validate is not None,

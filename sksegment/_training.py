@@ -248,6 +248,7 @@ class Trainer:
         if compile:
             self.forward = _try_compile(model)
         self.nonfinite_events = 0
+        self.dist = None  # a data-parallel fit's Context (sksegment._distributed) sets itself
 
     def _set_lr(self, lr):
         for group in self.optimizer.param_groups:
@@ -266,6 +267,8 @@ class Trainer:
             logits = self.forward(x)
         loss = self.loss_fn(logits.float(), y)
         finite = torch.isfinite(loss)
+        if self.dist is not None:  # every rank skips a step when any rank must
+            finite = self.dist.all_finite(finite)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -390,7 +393,10 @@ def _train_epoch(trainer, batches, prepare, snapshot, epoch, n_batches, elapsed,
         x, y = prepare(x_np, y_np, valid)
         loss = trainer.step(x, y)
         steps += 1
-        out_of_time = max_time is not None and elapsed() >= max_time
+        if max_time is not None:
+            out_of_time = elapsed() >= max_time
+            if trainer.dist is not None:  # every rank stops at the same step
+                out_of_time = trainer.dist.any(out_of_time)
         if loss is None:
             trainer.nonfinite_events += 1
             if trainer.nonfinite_events > MAX_NONFINITE_RETRIES:
@@ -461,6 +467,9 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     KeyboardInterrupt.
     """
     model = trainer.model
+    dist = trainer.dist  # data parallel (sksegment._distributed): shared figures
+    if dist is not None and not dist.is_main:
+        verbose, checkpoint_path = 0, None  # progress and checkpoints on rank 0 only
     interrupted = False
     start_epoch = len(log.history)
     snapshot = None
@@ -475,16 +484,19 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
         for epoch in range(start_epoch, start_epoch + n_epochs):
             t0 = clock()
             epoch_seed = int(rng.randint(np.iinfo(np.int32).max))
+            # the epoch's batches come from a generator of its own, alike on
+            # every rank (one permutation to share): how far the prefetching
+            # thread has drawn never changes later epochs
+            batch_rng = np.random.RandomState(epoch_seed)
+            if dist is not None:
+                epoch_seed = dist.rank_seed(epoch_seed)  # own augmentation draws per rank
             seed_torch(epoch_seed, trainer.device)
             if generator is not None:
                 generator.manual_seed(epoch_seed)
             snapshot = (_clone_state(model), copy.deepcopy(trainer.optimizer.state_dict()))
             model.train()
             n_batches = sampler.n_batches(train_indices)
-            # the epoch's batches come from a generator of its own: how far
-            # the prefetching thread has drawn never changes later epochs
-            ahead = _ahead(sampler.epoch(np.random.RandomState(epoch_seed), train_indices),
-                           getattr(prepare, "host", None))
+            ahead = _ahead(sampler.epoch(batch_rng, train_indices), getattr(prepare, "host", None))
             batches = ahead
             if verbose and sys.stderr.isatty():  # a bar on a terminal; log files get lines
                 from tqdm.auto import tqdm
@@ -498,6 +510,8 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                 ahead.close()
                 if batches is not ahead:
                     batches.close()
+            if dist is not None:  # the loss over all ranks; rank 0's weights everywhere
+                loss_sum, n_done = dist.end_epoch(model, loss_sum, n_done)
             train_loss = float(loss_sum) / max(n_done, 1)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr_epoch}
             if out_of_time:
