@@ -17,6 +17,7 @@ from sksegment import (
 )
 from sksegment.augmentation import AugmentedImages
 from sksegment.datasets import make_shapes
+from sksegment.metrics import mean_iou
 
 FAST = dict(depth=2, width=8, batch_size=8, learning_rate=3e-3, random_state=0)
 
@@ -90,9 +91,10 @@ def test_standardizer_applies_at_fit_and_predict(shapes):
     seg = CNNSegmenter(augment=[IntensityStandardizer(), RandomFlip()], max_epochs=8,
                        **FAST).fit(Xf[:32], y[:32])
     np.testing.assert_array_equal(pipe.predict(Xf[32:]), seg.predict(Xf[32:]))
-    # the standardised fit learns; shifting the test images by the same affine
-    # map as the training images changes nothing
-    assert seg.score(Xf[32:], y[32:]) > 0.35
+    # the standardised fit learns (predicting background everywhere scores
+    # 0.28); shifting the test images by the same affine map as the training
+    # images changes nothing
+    assert seg.score(Xf[32:], y[32:]) > mean_iou(y[32:], np.zeros_like(y[32:])) + 0.05
 
 
 def test_grid_search_over_augmentation(shapes):
