@@ -573,7 +573,8 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
 def check_model_output(model, n_channels_in, n_classes, pad_multiple, device):
     """One small forward pass before training: the network must map
     (N, C, H, W) to logits (N, n_classes, H, W)."""
-    side = pad_multiple * max(1, -(-32 // pad_multiple))
+    # at least 32 pixels and 2 at the deepest level (instance norm needs more than one)
+    side = pad_multiple * max(2, -(-32 // pad_multiple))
     x = torch.zeros(2, n_channels_in, side, side, device=device)
     was_training = model.training
     model.eval()

@@ -308,3 +308,11 @@ def test_bad_postprocess_options_name_the_key_before_training(data):
     with pytest.raises((ValueError, TypeError), match="remove_small"):
         CNNSegmenter(**TINY, loss=loss, postprocess={"remove_small": -3}).fit(*data)
     assert not calls
+
+
+def test_deep_network_with_instance_norm_trains():
+    # depth 5: the output check probes at 64 x 64, so that the bottleneck
+    # keeps the two pixels instance norm needs
+    X, y = make_shapes(n_samples=4, image_size=64, random_state=0)
+    seg = CNNSegmenter(width=2, depth=5, norm="instance", max_epochs=1, device="cpu").fit(X, y)
+    assert seg.predict(X).shape == y.shape

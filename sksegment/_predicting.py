@@ -1,0 +1,113 @@
+"""Prediction plumbing of :class:`sksegment.CNNSegmenter`: checking the
+input, the preprocessing a fitted network expects (augmentation chain,
+normalisation, padding) and the call into ``_inference``. A mixin; the
+public methods are in ``_segmenter``.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from ._arrays import is_dask
+from ._data import check_finite, check_images, n_channels, unique_labels
+from ._inference import make_predictions
+from ._normalization import Normalizer
+from ._outputs import check_out, collect
+from .augmentation import AugmentationChain, unwrap
+from .metrics import get_scorer
+from .models import downsampling_factor
+
+
+class PredictMixin:
+    """Prediction plumbing, for :class:`sksegment.CNNSegmenter`."""
+
+    def _normalizer(self):
+        n = getattr(self, "normalization_", None)
+        return None if n is None else Normalizer(n)
+
+    def _pad_multiple(self, model):
+        default = 2 ** self.depth_ if not isinstance(self.model, str) else 1
+        return int(downsampling_factor(model, default))
+
+    def _get_scorer(self):
+        return get_scorer(self.scoring) if isinstance(self.scoring, str) else self.scoring
+
+    def _check_predict_input(self, X, out=None, output="labels"):
+        """Checked images and the chain to apply. ``out`` is checked too,
+        before the images are scanned for NaN; a dask array without ``out``
+        (predicted lazily) is not scanned."""
+        check_is_fitted(self, "model_")
+        images, chain = unwrap(X)
+        lazy_dask = out is None and is_dask(images)
+        images = check_images(images, "X", check_finite=False)
+        if n_channels(images) != self.n_channels_in_:
+            raise ValueError(
+                f"X has {n_channels(images)} channel(s) but the segmenter was fitted on "
+                f"{self.n_channels_in_}."
+            )
+        if out is not None:
+            check_out(out, images, output, self.classes_, n_classes=self.n_classes_)
+        if not lazy_dask:
+            check_finite(images, "X")
+        return images, _join_chains(chain, self._augment_chain)
+
+    def _predict_images(self, images, chain, output, verbose=None):
+        """Predictions for checked images, not computed yet: a
+        :class:`sksegment._inference.Predictions`, which iterates over one
+        array per image (class indices for ``output="labels"``) or writes
+        finished rows into an output (:func:`sksegment._outputs.collect`)."""
+        model = self.model_
+        model.eval()
+        device = next(model.parameters()).device if any(True for _ in model.parameters()) \
+            else torch.device("cpu")
+
+        normalize = self._normalizer()
+
+        def transform(x):
+            if len(chain):
+                x = chain(x, None, training=False)[0]
+            return x if normalize is None else normalize(x)
+
+        tile_size = self.tile_size
+        if tile_size is None and self.patch_size_ is not None:
+            # a fully convolutional net predicts larger tiles than its patches
+            # well, and fewer tiles cost less
+            tile_size = tuple(max(p, 256) for p in self.patch_size_)
+        # progress bars of prediction at verbose >= 2 only (1 is training progress)
+        verbose = max(0, self.verbose - 1) if verbose is None else verbose
+        return make_predictions(
+            model, images, device=device, output=output, batch_size=self.batch_size_,
+            pad_multiple=self._pad_multiple(model),
+            transform=transform if len(chain) or normalize is not None else None,
+            tiling=self.tiling, tile_size=tile_size, tile_overlap=self.tile_overlap,
+            tta=self.tta, verbose=verbose)
+
+    def _warn_unseen_labels(self, y):
+        """score: labels in y that the model never saw count as errors; say so."""
+        try:
+            labels = unique_labels(list(y) if isinstance(y, (list, tuple)) else y)
+        except (TypeError, ValueError, AttributeError):
+            return  # the scorer reports a malformed y
+        ignore = self.ignore_index
+        unseen = np.setdiff1d(labels[labels != ignore] if ignore is not None else labels,
+                              self.classes_)
+        if unseen.size:
+            warnings.warn(f"y has label(s) {unseen.tolist()} that the model never saw in fit "
+                          f"(classes_ = {self.classes_.tolist()}); their pixels count as "
+                          "errors in the score.", UserWarning, stacklevel=3)
+
+
+def _join_chains(first, second):
+    ops = tuple(first.ops if first is not None else ()) + tuple(
+        second.ops if second is not None else ())
+    return AugmentationChain(ops)
+
+
+def _collect(predictions, images, classes=None, out=None):
+    """Gather per-image predictions (mapped through ``classes`` when given),
+    written row band by row band: into ``out`` when given, else into one
+    new array for an array input or a list whose images share one shape,
+    else into a list."""
+    return collect(predictions, images, classes, out=out)
