@@ -67,9 +67,9 @@ CONFIGS = {
                      "epochs": 3, "repeats": 5},
     },
     "cuda": {
-        "quick": {"n_images": 256, "image_size": 256, "batch_size": 32, "depth": 4, "width": 32,
+        "quick": {"n_images": 256, "image_size": 256, "batch_size": 16, "depth": 4, "width": 32,
                       "epochs": 3, "repeats": 3},
-        "full": {"n_images": 512, "image_size": 256, "batch_size": 32, "depth": 4, "width": 32,
+        "full": {"n_images": 512, "image_size": 256, "batch_size": 16, "depth": 4, "width": 32,
                      "epochs": 4, "repeats": 5},
     },
 }
@@ -131,11 +131,13 @@ def init_seed(random_state):
 def train_sksegment(X, y, cfg, *, epochs, device, precision, compile, random_state):
     from sksegment import CNNSegmenter
 
-    seg = CNNSegmenter(model="unet", depth=cfg["depth"], width=cfg["width"],
+    # what the hand loops do: whole images, batch norm, images scaled by 1/255
+    # only, no augmentation
+    seg = CNNSegmenter(model="unet", depth=cfg["depth"], width=cfg["width"], norm="batch",
                        loss="cross_entropy", optimizer="adam", learning_rate=1e-3,
                        batch_size=cfg["batch_size"], max_epochs=epochs, patch_size=None,
-                       precision=precision, compile=compile, device=str(device),
-                       random_state=random_state)
+                       normalize=None, augment=None, precision=precision, compile=compile,
+                       device=str(device), random_state=random_state)
     with _common.timer(device) as t:
         seg.fit(X, y)
     return t.seconds, [h["seconds"] for h in seg.history_]
@@ -183,6 +185,91 @@ def train_by_hand(X, y, cfg, *, epochs, device, precision, compile, random_state
         epoch_seconds.append(time.perf_counter() - t0)
     sync(device)
     return time.perf_counter() - start, epoch_seconds
+
+
+def train_with_dataloader(X, y, cfg, *, epochs, device, precision, compile, random_state,
+                          num_workers=4):
+    """The well-written loop: a ``DataLoader`` with worker processes and
+    pinned memory, asynchronous copies, the model and batches channels last;
+    returns (total seconds, seconds per epoch)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from sksegment.models import UNet
+
+    n_classes = int(y.max()) + 1
+    sync = _common.synchronize
+    sync(device)
+    start = time.perf_counter()
+    torch.manual_seed(init_seed(random_state))
+    model = UNet(1, n_classes, depth=cfg["depth"], width=cfg["width"]).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss()
+    forward = torch.compile(model) if compile else model
+    autocast = precision == "bf16"
+    data = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    loader = DataLoader(data, batch_size=cfg["batch_size"], shuffle=True,
+                        num_workers=num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=num_workers > 0,
+                        generator=torch.Generator().manual_seed(random_state))
+    model.train()
+    epoch_seconds = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        running = 0.0
+        for xb, yb in loader:
+            xb = xb.to(device, non_blocking=True).unsqueeze(1).float().div_(255)
+            xb = xb.contiguous(memory_format=torch.channels_last)
+            yb = yb.to(device, non_blocking=True).long()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = forward(xb)
+            loss = criterion(logits.float(), yb)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+        sync(device)
+        epoch_seconds.append(time.perf_counter() - t0)
+    sync(device)
+    return time.perf_counter() - start, epoch_seconds
+
+
+def gpu_idle_share(train, device):
+    """Share of the wall time of ``train()`` in which no kernel ran on the GPU:
+    1 - (the summed kernel time from torch.profiler) / (the wall time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    _common.synchronize(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        train()
+        _common.synchronize(device)
+        wall = time.perf_counter() - t0
+    busy = sum(e.self_device_time_total for e in prof.key_averages()) / 1e6
+    return max(0.0, 1.0 - busy / wall), busy, wall
+
+
+def gpu_checks(X, y, cfg, device, log):
+    """CUDA only: fit against the DataLoader loop in bf16, and the share of
+    each step in which the GPU idles, for both."""
+    common = {"device": device, "precision": "bf16", "compile": False, "random_state": 0}
+    epochs = cfg["epochs"]
+    out = {}
+    train_with_dataloader(X[:4 * cfg["batch_size"]], y[:4 * cfg["batch_size"]], cfg,
+                          epochs=1, **common)  # warm-up
+    for who, run in (("sksegment", lambda: train_sksegment(X, y, cfg, epochs=epochs, **common)),
+                     ("dataloader", lambda: train_with_dataloader(X, y, cfg, epochs=epochs,
+                                                                  **common))):
+        seconds = [run() for _ in range(cfg["repeats"])]
+        steady = [len(X) * (epochs - 1) / sum(e[1:]) for _, e in seconds]
+        idle, busy, wall = gpu_idle_share(run, device)
+        out[who] = {"steady_images_per_s": _common.median(steady), "gpu_idle_share": idle,
+                    "kernel_seconds": busy, "wall_seconds": wall}
+        log(f"  {who}: {out[who]['steady_images_per_s']:.1f} images/s (epochs 2+), GPU idle "
+            f"{100 * idle:.1f} % of the wall time")
+    out["ratio"] = _ratio(out["sksegment"]["steady_images_per_s"],
+                          out["dataloader"]["steady_images_per_s"])
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -377,6 +464,15 @@ def main(argv=None):
             res["peak_tflops"] = peak
         results["variants"][label] = res
 
+    if device.type == "cuda":
+        print("bf16: fit against a DataLoader(num_workers=4, pin_memory=True) loop:")
+        try:
+            results["dataloader"] = gpu_checks(X, y, cfg, device, print)
+        except Exception as exc:  # noqa: BLE001  (reported in the table, not hidden)
+            results["dataloader"] = {"error": f"{type(exc).__name__}: {exc}"}
+    else:
+        results["dataloader"] = "not measured: needs a CUDA device"
+
     if skorch_available():
         print("skorch (fp32):")
         try:
@@ -428,6 +524,18 @@ def render(results, machine, mode):
         lines += [_common.table(header, rows), ""]
     if "gpu_variants" in results:
         lines.append("bf16 and torch.compile variants: skipped (CPU device).")
+    dl = results.get("dataloader")
+    if isinstance(dl, str):
+        lines.append(f"DataLoader baseline and GPU idle share: {dl}.")
+    elif dl is not None and "error" in dl:
+        lines.append(f"DataLoader baseline: failed ({dl['error']}).")
+    elif dl is not None:
+        lines += ["", _common.table(
+            ["bf16, epochs 2+", "images/s", "GPU idle share of the wall time"],
+            [[who, _common.fmt(dl[who]["steady_images_per_s"], 1),
+              f"{100 * dl[who]['gpu_idle_share']:.1f} %"] for who in ("sksegment", "dataloader")]),
+            "", (f"fit / DataLoader loop: {_common.fmt(dl['ratio'], 3)} (goal >= 1.0; GPU idle "
+            "share goal < 10 %)."), ""]
     sk = results["skorch"]
     if isinstance(sk, str):
         lines.append(f"skorch: {sk}.")

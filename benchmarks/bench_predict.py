@@ -109,6 +109,30 @@ def bench_whole(model, device, n, size, repeat):
             "ratio_vs_raw": {k: t["raw forward"] / v for k, v in t.items()}}
 
 
+def bench_precision(device, n, size, repeat):
+    """CUDA: prediction at the training precision. A depth-4 width-32 U-Net
+    over ``n`` images ``size`` x ``size``, fp32 eager against bf16 autocast
+    (what ``predict`` does after a bf16 fit) and bf16 with torch.compile."""
+    from sksegment._forward import AutocastForward
+    from sksegment._training import try_compile
+
+    model = make_unet(4, 32, device).to(memory_format=torch.channels_last)
+    images = images_of(n, size, size)
+    bf16 = AutocastForward(model, device.type, torch.bfloat16)
+    compiled = AutocastForward(try_compile(model), device.type, torch.bfloat16)
+
+    def ours(forward):
+        return lambda: list(iter_predictions(forward, images, device=device, output="labels",
+                                             batch_size=16, pad_multiple=16, tiling=False))
+
+    _, wall = best_times({"fp32 eager": ours(model), "bf16": ours(bf16),
+                          "bf16 + compile": ours(compiled)}, repeat, device)
+    mp = n * size * size / 1e6
+    return {"images": [n, size, size], "wall_seconds": wall,
+            "megapixels_per_s": {k: mp / v for k, v in wall.items()},
+            "ratio_vs_fp32": {k: wall["fp32 eager"] / v for k, v in wall.items()}}
+
+
 def bench_tiling(model, device, size, tile, repeat, batch_sizes=(2, 8)):
     image = images_of(1, size, size, seed=1)
     starts = _tile_starts(size, tile, 0.25)
@@ -238,6 +262,19 @@ def markdown(machine, results):
                      f"{f(s['plain'], 2)} ({f(ws['plain'], 2)})",
                      f"{f(s['tta'], 2)} ({f(ws['tta'], 2)})", f(s["tta"] / s["plain"], 2)])
     lines.append(_common.table(["images", "views", "plain s", "TTA s", "TTA / plain"], rows))
+    prec = results.get("precision")
+    if isinstance(prec, str):
+        lines += ["", f"Prediction at the training precision (bf16 against fp32): {prec}."]
+    elif prec and "error" in prec:
+        lines += ["", f"Prediction at the training precision: failed ({prec['error']})."]
+    elif prec:
+        lines += ["", ("Prediction at the training precision: {} x {}x{} uint8, UNet depth 4 "
+                       "width 32, batch 16, output labels (goal: bf16 >= 1.5x fp32).").format(
+                           *prec["images"]), ""]
+        lines.append(_common.table(
+            ["variant", "wall s", "megapixels/s", "vs fp32 eager"],
+            [[k, f(v, 3), f(prec["megapixels_per_s"][k], 1), f(prec["ratio_vs_fp32"][k], 2)]
+             for k, v in prec["wall_seconds"].items()]))
     rss = results.get("rss")
     if rss and "error" not in rss:
         mib = 2 ** 20
@@ -292,6 +329,14 @@ def main(argv=None):
     n, h, w = cfg["tta"]
     results["tta"] = [bench_tta(model, device, n, h, h, cfg["repeat"]),
                       bench_tta(model, device, n, h, w, cfg["repeat"])]
+    if device.type == "cuda":
+        print("prediction precision (fp32, bf16, bf16 + compile) ...", flush=True)
+        try:
+            results["precision"] = bench_precision(device, 64, 256, cfg["repeat"])
+        except Exception as exc:  # noqa: BLE001  (reported in the table, not hidden)
+            results["precision"] = {"error": f"{type(exc).__name__}: {exc}"}
+    else:
+        results["precision"] = "not measured: needs a CUDA device"
     if not args.skip_rss:
         size = args.rss_size or cfg["rss"]
         print(f"peak RSS growth, one {size}x{size} uint8 image ...", flush=True)

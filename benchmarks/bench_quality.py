@@ -145,7 +145,13 @@ def main(argv=None):
     parser.add_argument("--skip-forest", action="store_true")
     parser.add_argument("--skip-tuned", action="store_true")
     parser.add_argument("--skip-shapes", action="store_true")
+    parser.add_argument("--ablation", type=float, default=None, metavar="SECONDS",
+                        help="instead: the defaults against one change each (loss, schedule, "
+                             "learning rate, norm layers, normalisation, augmentation, patch "
+                             "rule) on the membrane data, each with this max_time")
     args = parser.parse_args(argv)
+    if args.ablation is not None:
+        return ablation(args)
     mode = "quick" if args.quick else "full"
     budgets = tuple(args.budgets or BUDGETS[mode])
     if min(budgets) <= 0:
@@ -183,6 +189,42 @@ def main(argv=None):
     markdown = render(results, machine, mode)
     _common.finish(args, "quality", machine, results, markdown)
     return results
+
+
+#: One change each from the defaults, for --ablation.
+ABLATION = (
+    ("defaults", {}),
+    ("loss cross_entropy", {"loss": "cross_entropy"}),
+    ("constant learning rate 1e-3", {"lr_schedule": "constant", "learning_rate": 1e-3}),
+    ("learning rate 1e-3", {"learning_rate": 1e-3}),
+    ("batch norm", {"norm": "batch"}),
+    ("no normalisation", {"normalize": None}),
+    ("no augmentation", {"augment": None}),
+    ("patches of 128, batch 8, depth 3", {"patch_size": 128, "batch_size": 8, "depth": 3}),
+)
+
+
+def ablation(args):
+    """The defaults against one change each, on the membrane data."""
+    device = _common.resolve_device(args.device)
+    machine = _common.machine_info(device)
+    path = find_data(args.data)
+    if path is None:
+        print("membrane data not found: ablation skipped")
+        return None
+    from sksegment.datasets import load_membrane
+
+    X, y = load_membrane(path)
+    rows = {name: run_cnn(X[TRAIN], y[TRAIN], X[TEST], y[TEST], params, args.ablation, device,
+                          print, name) for name, params in ABLATION}
+    header = ["change from the defaults", "mean IoU", "Dice", "pixel accuracy", "fit s",
+              "epochs", "choices"]
+    markdown = "\n".join([f"Machine: {_common.machine_line(machine)}.", "",
+                           (f"Membrane, train 00-23, test 24-29, max_time={args.ablation:.0f} s "
+                           "each."), "",
+                           _common.table(header, [_row(n, r) for n, r in rows.items()])])
+    _common.finish(args, "quality_ablation", machine, {"ablation": rows}, markdown)
+    return rows
 
 
 def _row(name, r):

@@ -7,8 +7,9 @@ then draws with :mod:`sksegment.plot`:
 - ``history``: training loss, validation score and learning rate per epoch;
 - ``overlay``: a held-out image with its truth and the prediction over it;
 - ``confusion``: the pixel confusion matrix of the held-out images;
-- ``uncertainty``: the per-pixel entropy of ``predict_proba`` beside the
-  image, with the predicted class boundaries.
+- ``uncertainty``: ``predict_uncertainty`` (the entropy of the class
+  probabilities, scaled to [0, 1]) beside the image, with the predicted
+  class boundaries.
 
     python examples/make_gallery.py [history overlay confusion uncertainty]
                                     [--out docs/gallery] [--epochs N]
@@ -21,19 +22,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from sksegment import CNNSegmenter
 from sksegment.datasets import SHAPE_CLASSES, make_shapes
 
 FIGURES = ("history", "overlay", "confusion", "uncertainty")
 NAMES = {0: "background", **SHAPE_CLASSES}
-
-
-def entropy(proba):
-    """Per-pixel entropy (nats) of class probabilities ``(..., K)``."""
-    p = np.clip(proba, 1e-12, 1.0)
-    return -(p * np.log(p)).sum(axis=-1)
 
 
 def main():
@@ -84,9 +77,8 @@ def main():
         elif name == "confusion":
             fig = plot_confusion_matrix(y_test, pred, normalize="true", class_names=names)
         else:
-            proba = seg.predict_proba(X_test[:1])[0]
-            fig = plot_uncertainty(X_test[0], entropy(proba), labels=pred[0],
-                                   label="entropy of predict_proba (nats)")
+            fig = plot_uncertainty(X_test[0], seg.predict_uncertainty(X_test[:1])[0],
+                                   labels=pred[0], label="predictive entropy (0 to 1)")
         path = out / f"{name}.png"
         fig.savefig(path, dpi=90)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")

@@ -199,6 +199,7 @@ def check_masks(y, images, name="y"):
         if len(shape) != 2:
             raise ValueError(f"{name}[{i}] must be a 2-D label image; got shape {shape}.")
         if shape != _image_shape(images, i):
+            _raise_if_channels_first(images, i, shape, name)
             raise ValueError(
                 f"{name}[{i}] has shape {shape} but image {i} of X is "
                 f"{_image_shape(images, i)}; masks and images must have the same height and "
@@ -227,6 +228,20 @@ def _block_labels(block):
         counts = np.bincount(block.reshape(-1).view(unsigned), minlength=256 ** dtype.itemsize)
         return np.sort(np.flatnonzero(counts).astype(unsigned).view(dtype))
     return np.unique(block)
+
+
+def _raise_if_channels_first(images, i, mask_shape, name):
+    """A mismatch that a channels-first X explains gets its own message."""
+    h, w = _image_shape(images, i)
+    c = (images[i] if isinstance(images, list) else images).shape[-1]
+    if (w, c) == tuple(mask_shape) and h <= 4:
+        layout = "(C, H, W)" if isinstance(images, list) else "(n, C, H, W)"
+        move = ("np.moveaxis(X[i], 0, -1) for each image" if isinstance(images, list)
+                else "np.moveaxis(X, 1, -1)")
+        raise ValueError(
+            f"X looks channels-first {layout} ({h} channels of {w} x {c}) while {name} has "
+            f"label images of {mask_shape[0]} x {mask_shape[1]}; sksegment takes images "
+            f"channels last (n, H, W, C), as scikit-image does: pass {move}.")
 
 
 def unique_labels(masks):

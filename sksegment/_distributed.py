@@ -432,7 +432,7 @@ class Context:
         """
         from torch.nn.parallel import DistributedDataParallel
 
-        from ._training import _try_compile
+        from ._training import try_compile
 
         self.check_same({"epochs to run": int(epochs), "epochs done": int(done)})
         # DDP's note that a gradient's strides differ from its bucket's (a
@@ -443,7 +443,7 @@ class Context:
             self._to_sync_batchnorm(model)
         ddp = DistributedDataParallel(
             model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        trainer.forward = _try_compile(ddp) if compile else ddp
+        trainer.forward = try_compile(ddp) if compile else ddp
         trainer.dist = self
         self._trainer = trainer
         sharded = ShardedSampler(sampler, self.rank, self.world_size)

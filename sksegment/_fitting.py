@@ -29,7 +29,8 @@ from ._data import (
 )
 from ._inference import _check_tile_size as check_tile_size
 from ._normalization import intensity_statistics, make_normalization
-from ._predicting import _collect, _join_chains
+from ._outputs import collect
+from ._predicting import _join_chains
 from ._sampling import BatchSampler
 from .augmentation import make_chain, unwrap
 from .losses import compute_class_weight, get_loss
@@ -102,7 +103,7 @@ class FitMixin:
             augment = self.augment
             if augment == "auto":  # the defaults, unless a Pipeline attached augmenters
                 augment = (None if len(chain) > len(chain.deterministic())
-                           else _planning.default_augmenters())
+                           else _planning.default_augmenters(self.n_channels_in_))
             self._augment_chain = make_chain(augment, X=X)
             full_chain = _join_chains(chain, self._augment_chain)
             counts = count_pixels(masks, codec, self.n_classes_)
@@ -149,7 +150,10 @@ class FitMixin:
             trainer = _training.Trainer(
                 model, loss_fn, device=device, optimizer=self.optimizer,
                 learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-                lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs,
+                # a schedule over epochs needs the whole run: partial_fit trains at
+                # learning_rate (or halves it on a plateau)
+                lr_schedule=("constant" if incremental and self.lr_schedule != "plateau"
+                             else self.lr_schedule), warmup_epochs=self.warmup_epochs,
                 max_epochs=schedule_epochs, max_time=self.max_time,
                 plateau_patience=max(1, self.n_iter_no_change // 2),
                 precision=self.precision, compile=self.compile,
@@ -376,7 +380,7 @@ class _ValidationView:
 
     def predict(self, X):
         # silent: the epoch's own progress line reports the score
-        return _collect(self._seg._predict_images(self._images, self._chain, "labels",
+        return collect(self._seg._predict_images(self._images, self._chain, "labels",
                                                   verbose=0),
                         self._images, self.classes_)
 

@@ -83,8 +83,9 @@ def _check_dtype(out, name, output, classes):
                 f"(classes_ = {classes.tolist()} of dtype {classes.dtype}); use dtype "
                 f"{classes.dtype} or another that holds them.")
     elif dtype.kind != "f":
-        raise TypeError(f"{name} must have a floating dtype for probabilities (float32, or "
-                        f"float16 to halve the size); got dtype {dtype}.")
+        raise TypeError(f"{name} must have a floating dtype for probabilities and "
+                        f"uncertainty (float32, or float16 to halve the size); got dtype "
+                        f"{dtype}.")
 
 
 def _expected(hw, output, n_classes):
@@ -162,7 +163,7 @@ def _check_no_overlap(outs, images, name):
                                  "the images they are computed from.")
 
 
-def collect(predictions, images, classes=None, out=None):
+def collect(predictions, images, classes=None, out=None, transform=None):
     """Run ``predictions`` and return them gathered.
 
     Parameters
@@ -174,6 +175,9 @@ def collect(predictions, images, classes=None, out=None):
         Map class indices through ``classes`` (labels); None keeps the
         arrays as they come (probabilities).
     out : checked output (see :func:`check_out`) or None
+    transform : callable or None
+        Applied to each block of rows before it is stored (for example the
+        per-pixel uncertainty of a block of probabilities).
 
     Returns
     -------
@@ -207,6 +211,8 @@ def collect(predictions, images, classes=None, out=None):
             dest[i, row:row + len(values)] = values
 
     def write(i, row, block):
+        if transform is not None:
+            block = transform(block)
         dest = target(i, block)
         values = block if classes is None else classes[block]
         dst = dest[i] if isinstance(dest, (list, tuple)) else dest

@@ -69,13 +69,34 @@ def norm_for(batch_size):
     return "batch" if batch_size >= MIN_BATCH_FOR_BATCH_NORM else "instance"
 
 
-def default_augmenters():
-    """``augment="auto"``: random flips and turns by multiples of 90 degrees
-    (half turns only on non-square batches), which keep every pixel and every
-    label, and suit most microscopy, medical and remote-sensing images."""
-    from .augmentation import RandomFlip, RandomRotate90
+def default_augmenters(n_channels):
+    """``augment="auto"``, after nnU-Net's 2-D augmentation, milder (short
+    CPU budgets train few epochs):
 
-    return [RandomFlip(), RandomRotate90()]
+    - geometry: images of 3 channels are taken for photographs of scenes,
+      which have an up and a down: left-right flips only; any other image
+      (grayscale or multichannel microscopy, medical and remote-sensing
+      data) is flipped along both axes and turned by multiples of 90 degrees
+      (half turns on non-square batches), which keep every pixel and label;
+    - each image with probability 0.3: a small rotation and scaling
+      (+-15 degrees, 0.85-1.15), a change of brightness and contrast
+      (+-15 %), a gamma change (0.7-1.5).
+    """
+    from .augmentation import (
+        RandomAffine,
+        RandomBrightnessContrast,
+        RandomFlip,
+        RandomGamma,
+        RandomRotate90,
+    )
+
+    geometry = ([RandomFlip(axes=("horizontal",))] if n_channels == 3
+                else [RandomFlip(), RandomRotate90()])
+    return geometry + [
+        RandomAffine(degrees=15, scale=(0.85, 1.15), translate=(0, 0), p=0.3),
+        RandomBrightnessContrast(brightness=0.15, contrast=0.15, p=0.3),
+        RandomGamma(gamma=(0.7, 1.5), p=0.3),
+    ]
 
 
 def device_fingerprint(device):

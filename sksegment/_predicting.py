@@ -10,11 +10,13 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from . import _training
 from ._arrays import is_dask
 from ._data import check_finite, check_images, n_channels, unique_labels
+from ._forward import AutocastForward
 from ._inference import make_predictions
 from ._normalization import Normalizer
-from ._outputs import check_out, collect
+from ._outputs import check_out
 from .augmentation import AugmentationChain, unwrap
 from .metrics import get_scorer
 from .models import downsampling_factor
@@ -53,7 +55,23 @@ class PredictMixin:
             check_finite(images, "X")
         return images, _join_chains(chain, self._augment_chain)
 
-    def _predict_images(self, images, chain, output, verbose=None):
+    def _forward(self, model, device, compiled=True):
+        """The network as prediction calls it: under autocast at the training
+        precision (``precision`` resolved on the model's device: bf16 on GPUs
+        that support it with "auto"; set ``precision="fp32"`` to predict in
+        fp32), and compiled with ``compile=True`` (kept for later calls, not
+        pickled)."""
+        forward = model
+        if self.compile and compiled:
+            cached = self.__dict__.get("_compiled_predict")
+            if cached is None or cached[0] is not model:
+                cached = (model, _training.try_compile(model))
+                self.__dict__["_compiled_predict"] = cached
+            forward = cached[1]
+        dtype = _training.inference_dtype(self.precision, device)
+        return forward if dtype is None else AutocastForward(forward, device.type, dtype)
+
+    def _predict_images(self, images, chain, output, verbose=None, tta=None, compiled=True):
         """Predictions for checked images, not computed yet: a
         :class:`sksegment._inference.Predictions`, which iterates over one
         array per image (class indices for ``output="labels"``) or writes
@@ -78,11 +96,11 @@ class PredictMixin:
         # progress bars of prediction at verbose >= 2 only (1 is training progress)
         verbose = max(0, self.verbose - 1) if verbose is None else verbose
         return make_predictions(
-            model, images, device=device, output=output, batch_size=self.batch_size_,
-            pad_multiple=self._pad_multiple(model),
+            self._forward(model, device, compiled), images, device=device, output=output,
+            batch_size=self.batch_size_, pad_multiple=self._pad_multiple(model),
             transform=transform if len(chain) or normalize is not None else None,
             tiling=self.tiling, tile_size=tile_size, tile_overlap=self.tile_overlap,
-            tta=self.tta, verbose=verbose)
+            tta=self.tta if tta is None else tta, verbose=verbose)
 
     def _warn_unseen_labels(self, y):
         """score: labels in y that the model never saw count as errors; say so."""
@@ -103,11 +121,3 @@ def _join_chains(first, second):
     ops = tuple(first.ops if first is not None else ()) + tuple(
         second.ops if second is not None else ())
     return AugmentationChain(ops)
-
-
-def _collect(predictions, images, classes=None, out=None):
-    """Gather per-image predictions (mapped through ``classes`` when given),
-    written row band by row band: into ``out`` when given, else into one
-    new array for an array input or a list whose images share one shape,
-    else into a list."""
-    return collect(predictions, images, classes, out=out)

@@ -20,13 +20,15 @@ from . import _training
 from ._arrays import is_dask, is_dask_images
 from ._data import check_ignore_index
 from ._fitting import FitMixin
-from ._predicting import PredictMixin, _collect
+from ._outputs import collect
+from ._predicting import PredictMixin
 from ._validation import (
     InstanceOf,
     Interval,
     IsCallable,
     IsSize,
     Options,
+    check_option,
     validate_params,
 )
 from .augmentation import unwrap
@@ -118,11 +120,13 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         norm for batches of 8 or more and instance norm for smaller ones,
         where batch statistics are noisy. A custom network brings its own;
         only "auto" is accepted with one.
-    loss : str, torch.nn.Module or callable, default="cross_entropy"
+    loss : str, torch.nn.Module or callable, default="dice+cross_entropy"
         A name from :func:`sksegment.losses.loss_names` ("cross_entropy",
         "mae", "dice", "jaccard", "focal", "tversky", "lovasz"), a weighted
         sum such as ``"0.7*dice+0.3*focal"``, a module (copied, never changed)
-        or a callable ``(logits, target) -> scalar``.
+        or a callable ``(logits, target) -> scalar``. The default is
+        nnU-Net's: Dice for the overlap of each class, cross entropy for
+        every pixel (measured in ``benchmarks/README.md``).
     loss_params : dict or None, default=None
         Options of the loss, for example ``{"gamma": 2}`` for focal.
     class_weight : None, "balanced" or dict, default=None
@@ -133,8 +137,9 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         no loss, no metric and no class.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         SGD uses Nesterov momentum 0.9.
-    learning_rate : float, default=1e-3
-        The base learning rate (> 0, finite), which ``lr_schedule`` scales.
+    learning_rate : float, default=3e-3
+        The base learning rate (> 0, finite), which ``lr_schedule`` scales
+        (the peak of the default one-cycle schedule).
     weight_decay : float, default=0.0
         L2 penalty of the optimizer (>= 0, finite); decoupled for "adamw".
     batch_size : "auto" or int, default="auto"
@@ -173,14 +178,21 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
     augment : "auto", augmenter, list of augmenters, Pipeline of augmenters or None, default="auto"
         Data augmentation from :mod:`sksegment.augmentation`, applied per
         batch on the device during training only, after any augmenters
-        attached by earlier Pipeline steps. "auto" flips and turns by
-        multiples of 90 degrees (``RandomFlip`` and ``RandomRotate90``),
-        unless earlier Pipeline steps attached random augmenters (then it
-        adds none); None adds none.
-    lr_schedule : {"constant", "cosine", "onecycle", "plateau"}, default="constant"
-        Learning-rate schedule over ``max_epochs`` (or ``max_time``);
-        "plateau" halves the rate when the validation score (or the training
-        loss) has not improved for ``n_iter_no_change // 2`` epochs.
+        attached by earlier Pipeline steps. "auto" flips images of 3
+        channels (photographs, which have an up and a down) left to right and
+        any other image along both axes with quarter turns, and gives each
+        image a 30 % chance of a small rotation and scaling, of a change of
+        brightness and contrast and of a gamma change (a milder form of
+        nnU-Net's augmentation); it adds nothing when earlier Pipeline steps
+        attached random augmenters. None adds none.
+    lr_schedule : {"constant", "cosine", "onecycle", "plateau"}, default="onecycle"
+        Learning-rate schedule over ``max_epochs`` (or ``max_time``):
+        "onecycle" rises to ``learning_rate`` over the first 30 % and falls
+        to almost 0 at the end, "cosine" falls to 1 % of it; "plateau" halves
+        the rate when the validation score (or the training loss) has not
+        improved for ``n_iter_no_change // 2`` epochs. ``partial_fit``, which
+        does not know the length of the run, trains at ``learning_rate``
+        (halving it on a plateau with "plateau").
     warmup_epochs : int, default=0
         Epochs of linear learning-rate warm-up.
     early_stopping : bool, default=False
@@ -360,11 +372,12 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, model="unet", depth="auto", width=16, norm="auto", loss="cross_entropy",
-                 loss_params=None, class_weight=None, ignore_index=None, optimizer="adam",
-                 learning_rate=1e-3, weight_decay=0.0, batch_size="auto", max_epochs="auto",
-                 max_time=None, patch_size="auto", normalize="auto", augment="auto",
-                 lr_schedule="constant", warmup_epochs=0, early_stopping=False,
+    def __init__(self, model="unet", depth="auto", width=16, norm="auto",
+                 loss="dice+cross_entropy", loss_params=None, class_weight=None,
+                 ignore_index=None, optimizer="adam", learning_rate=3e-3, weight_decay=0.0,
+                 batch_size="auto", max_epochs="auto", max_time=None, patch_size="auto",
+                 normalize="auto", augment="auto", lr_schedule="onecycle", warmup_epochs=0,
+                 early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, scoring="mean_iou",
                  max_grad_norm=None, precision="auto", compile=False,
                  foreground_oversampling=0.0, postprocess=None, tiling="auto", tile_size=None,
@@ -519,13 +532,14 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         if out is None and is_dask_images(images):
             from ._dask import postprocess_dask, predict_dask
 
-            labels = predict_dask(self._predict_images(images, chain, "labels"), images.store,
+            labels = predict_dask(self._predict_images(images, chain, "labels", compiled=False),
+                                  images.store,
                                   self.classes_, self.n_classes_)
             return labels if post is None else postprocess_dask(labels, post, self.classes_)
         predictions = self._predict_images(images, chain, "labels")
         if post is not None:  # connected components need whole images: one at a time
             predictions = (post.apply(p) for p in predictions)
-        return _collect(predictions, images, self.classes_, out=out)
+        return collect(predictions, images, self.classes_, out=out)
 
     def predict_proba(self, X, out=None):
         """Per-pixel class probabilities for ``X``.
@@ -553,9 +567,71 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         if out is None and is_dask_images(images):
             from ._dask import predict_dask
 
-            return predict_dask(self._predict_images(images, chain, "proba"), images.store,
+            return predict_dask(self._predict_images(images, chain, "proba", compiled=False),
+                                images.store,
                                 self.classes_, self.n_classes_)
-        return _collect(self._predict_images(images, chain, "proba"), images, out=out)
+        return collect(self._predict_images(images, chain, "proba"), images, out=out)
+
+    def predict_uncertainty(self, X, method="entropy", out=None):
+        """Per-pixel uncertainty of the prediction, in [0, 1].
+
+        Parameters
+        ----------
+        X : as in :meth:`predict`
+            A dask array is predicted in memory here.
+        method : {"entropy", "tta"}, default="entropy"
+            "entropy": the predictive entropy of the class probabilities
+            (of their average over test-time augmentation when ``tta=True``),
+            divided by ``log(n_classes_)``: 0 where one class has all the
+            probability, 1 where every class is equally likely. "tta": the
+            disagreement of the test-time-augmented views (flips and, for
+            square inputs, quarter turns): the entropy of their mean
+            probabilities minus the mean of their entropies (the mutual
+            information between the prediction and the view), divided by
+            ``log(n_classes_)``; 0 where every view predicts the same
+            probabilities.
+        out : array-like of shape (n, H, W), list of arrays, or None, default=None
+            Where to write the maps (a float dtype), as in :meth:`predict`.
+
+        Returns
+        -------
+        uncertainty : ndarray of shape (n, H, W) float32, list of (H, W) arrays, or out
+            Computed with the tiling, batching and memory bounds of
+            :meth:`predict`: tiled images are blended tile by tile and written
+            band by band.
+
+        Examples
+        --------
+        >>> from sksegment import CNNSegmenter
+        >>> from sksegment.datasets import make_shapes
+        >>> X, y = make_shapes(n_samples=8, image_size=32, random_state=0)
+        >>> seg = CNNSegmenter(width=4, max_epochs=2, random_state=0).fit(X, y)
+        >>> u = seg.predict_uncertainty(X[:2])
+        >>> u.shape, u.dtype, bool(((u >= 0) & (u <= 1)).all())
+        ((2, 32, 32), dtype('float32'), True)
+        >>> seg.predict_uncertainty(X[:2], method="tta").shape
+        (2, 32, 32)
+        """
+        check_option(method, "method", ("entropy", "tta"))
+        images, chain = self._check_predict_input(X, out, "uncertainty")
+        k = self.n_classes_
+        scale = 1.0 / np.log(k) if k > 1 else 0.0
+
+        def entropy(p):
+            return -(p * np.log(np.clip(p, 1e-12, None))).sum(-1)
+
+        def uncertainty(block):
+            if method == "entropy":
+                u = entropy(block)
+            else:  # the K mean probabilities, then the mean entropy of the views
+                u = np.maximum(entropy(block[..., :k]) - block[..., k], 0.0)
+            return np.clip(u * scale, 0.0, 1.0).astype(np.float32)
+
+        if method == "tta":
+            predictions = self._predict_images(images, chain, "views", tta=True)
+        else:
+            predictions = self._predict_images(images, chain, "proba")
+        return collect(predictions, images, out=out, transform=uncertainty)
 
     def score(self, X, y):
         """Mean IoU over ``classes_`` (or the figure named by ``scoring``).
@@ -638,6 +714,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
     def __getstate__(self):
         # a copy: pickling never changes the live estimator
         state = dict(super().__getstate__())
+        state.pop("_compiled_predict", None)  # compiled code does not pickle
         model = state.get("model_")
         if model is not None and any(t.device.type != "cpu" for t in model.state_dict().values()):
             state["model_"] = copy.deepcopy(model).cpu()

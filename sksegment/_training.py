@@ -77,6 +77,19 @@ def resolve_precision(precision, device):
     return torch.float16, True
 
 
+def inference_dtype(precision, device):
+    """The autocast dtype of prediction (None: fp32) for the ``precision``
+    parameter on ``device``: as in training where the device supports it,
+    else fp32 (a model trained with fp16 on a GPU predicts in fp32 on a CPU)."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+            return torch.bfloat16
+        return torch.float16
+    return torch.bfloat16 if precision == "bf16" and device.type == "cpu" else None
+
+
 # --------------------------------------------------------------------------- #
 # optimizer and learning-rate schedule
 # --------------------------------------------------------------------------- #
@@ -147,12 +160,12 @@ class Schedule:
                 self._bad_epochs = 0
 
     def state_dict(self):
-        return {"scale": self.scale, "best": self._best, "bad_epochs": self._bad_epochs,
-                "max_epochs": self.max_epochs}
+        # the horizon (max_epochs, max_time) belongs to the run that loads the
+        # state, not to the one that saved it
+        return {"scale": self.scale, "best": self._best, "bad_epochs": self._bad_epochs}
 
     def load_state_dict(self, state):
         self.scale, self._best, self._bad_epochs = state["scale"], state["best"], state["bad_epochs"]
-        self.max_epochs = state.get("max_epochs", self.max_epochs)
 
 
 # --------------------------------------------------------------------------- #
@@ -246,7 +259,7 @@ class Trainer:
         self.max_grad_norm = max_grad_norm
         self.forward = model
         if compile:
-            self.forward = _try_compile(model)
+            self.forward = try_compile(model)
         self.nonfinite_events = 0
         self.dist = None  # a data-parallel fit's Context (sksegment._distributed) sets itself
 
@@ -325,7 +338,7 @@ def _grad_norm(parameters):
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
-def _try_compile(model):
+def try_compile(model):
     if not hasattr(torch, "compile"):
         warnings.warn("compile=True: torch.compile is not available; running eagerly.",
                       RuntimeWarning, stacklevel=3)

@@ -145,16 +145,15 @@ def check_size(value, name, *, low=1):
     >>> check_size((32, 48), "tile_size")
     (32, 48)
     """
+    text = f"{name} must be an integer >= {low} or a pair (h, w) of them; got {value!r}."
     if is_int(value):
         v = check_int(value, name, low=low)
         return v, v
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        if min(value) < low:
-            raise ValueError(f"{name} must be an integer >= {low} or a pair (h, w) of them; "
-                             f"got {value!r}.")
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{name} must be an integer >= {low} or a pair (h, w) of them; "
-                    f"got {value!r}.")
+    if not isinstance(value, (tuple, list)) or not all(is_int(v) for v in value):
+        raise TypeError(text)
+    if len(value) != 2 or min(value) < low:
+        raise ValueError(text)
+    return int(value[0]), int(value[1])
 
 
 # --------------------------------------------------------------------------- #

@@ -273,10 +273,12 @@ def test_resume_without_checkpoint_dir_is_an_error(data):
 
 def test_resume_continues_after_the_stored_epochs(data, tmp_path):
     X, y = data
-    path = _checkpointed(data, tmp_path)  # one epoch stored
-    seg = CNNSegmenter(**TINY, max_epochs=3, checkpoint_dir=str(path.parent), resume=True)
+    # a constant rate: a schedule over 1 epoch and one over 3 differ from the start
+    path = _checkpointed(data, tmp_path, lr_schedule="constant")  # one epoch stored
+    seg = CNNSegmenter(**TINY, max_epochs=3, checkpoint_dir=str(path.parent), resume=True,
+                       lr_schedule="constant")
     seg.fit(X, y)
-    straight = CNNSegmenter(**TINY, max_epochs=3).fit(X, y)
+    straight = CNNSegmenter(**TINY, max_epochs=3, lr_schedule="constant").fit(X, y)
     assert seg.n_iter_ == 3
     np.testing.assert_allclose(seg.loss_curve_, straight.loss_curve_, rtol=1e-6)
 
@@ -357,3 +359,21 @@ def test_warm_start_across_devices(data, tmp_path):
     resumed = CNNSegmenter(**TINY, max_epochs=2, checkpoint_dir=str(folder), resume=True)
     assert resumed.fit(X, y).n_iter_ == 2
     assert os.path.exists(folder / "checkpoint.pt")
+
+
+# --------------------------------------------------------------------------- #
+# messages that say what to do
+# --------------------------------------------------------------------------- #
+def test_channels_first_images_are_recognised():
+    X, y = make_shapes(n_samples=4, image_size=32, n_channels=3, random_state=0)
+    with pytest.raises(ValueError, match=r"channels-first.*np.moveaxis\(X, 1, -1\)"):
+        CNNSegmenter(**TINY, max_epochs=1).fit(np.moveaxis(X, -1, 1), y)
+
+
+def test_score_warns_about_labels_the_model_never_saw(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=1).fit(X, y)
+    other = y.copy()
+    other[0, :4, :4] = 7
+    with pytest.warns(UserWarning, match=r"label\(s\) \[7\] that the model never saw"):
+        seg.score(X, other)

@@ -316,3 +316,20 @@ def test_deep_network_with_instance_norm_trains():
     X, y = make_shapes(n_samples=4, image_size=64, random_state=0)
     seg = CNNSegmenter(width=2, depth=5, norm="instance", max_epochs=1, device="cpu").fit(X, y)
     assert seg.predict(X).shape == y.shape
+
+
+def test_auto_augmentation_follows_the_channels():
+    from sksegment._planning import default_augmenters
+
+    photo = [type(a).__name__ for a in default_augmenters(3)]
+    other = [type(a).__name__ for a in default_augmenters(1)]
+    assert "RandomRotate90" not in photo and default_augmenters(3)[0].axes == ("horizontal",)
+    assert other[:2] == ["RandomFlip", "RandomRotate90"]
+    assert {"RandomAffine", "RandomBrightnessContrast", "RandomGamma"} <= set(photo) & set(other)
+
+
+def test_partial_fit_trains_at_the_learning_rate(data):
+    X, y = data
+    seg = CNNSegmenter(**TINY, learning_rate=2e-3)  # lr_schedule="onecycle" by default
+    seg.partial_fit(X, y).partial_fit(X, y)
+    assert [h["lr"] for h in seg.history_] == [2e-3, 2e-3]

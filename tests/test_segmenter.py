@@ -16,7 +16,7 @@ from sksegment import CNNSegmenter
 from sksegment.datasets import make_shapes
 from sksegment.metrics import mean_iou
 
-TINY = dict(depth=2, width=4, max_epochs=2, batch_size=4, random_state=0)
+TINY = dict(depth=2, width=4, max_epochs=2, batch_size=4, random_state=0, device="cpu")
 
 
 @pytest.fixture(scope="module")

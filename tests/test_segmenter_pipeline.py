@@ -19,7 +19,8 @@ from sksegment.augmentation import AugmentedImages
 from sksegment.datasets import make_shapes
 from sksegment.metrics import mean_iou
 
-FAST = dict(depth=2, width=8, batch_size=8, learning_rate=3e-3, random_state=0)
+FAST = dict(depth=2, width=8, batch_size=8, learning_rate=3e-3, loss="cross_entropy",
+            lr_schedule="constant", random_state=0, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from sksegment._sampling import BatchSampler
 from sksegment._training import Schedule
 from sksegment.datasets import make_shapes
 
-TINY = dict(depth=2, width=4, batch_size=4, random_state=0)
+TINY = dict(depth=2, width=4, batch_size=4, random_state=0, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,8 @@ class FlakyLoss(torch.nn.Module):
 
 def test_nonfinite_step_never_reaches_weights(data):
     X, y = data
-    seg = CNNSegmenter(**TINY, max_epochs=2, loss=FlakyLoss({2}))  # 2 steps per epoch: epoch 1
+    seg = CNNSegmenter(**TINY, max_epochs=2, loss=FlakyLoss({2}),  # 2 steps per epoch
+                       lr_schedule="constant")
     with pytest.warns(RuntimeWarning, match="Non-finite loss"):
         seg.fit(X[:8], y[:8])
     assert all(torch.isfinite(p).all() for p in seg.model_.state_dict().values()
