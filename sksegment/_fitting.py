@@ -104,6 +104,10 @@ class FitMixin:
             if augment == "auto":  # the defaults, unless a Pipeline attached augmenters
                 augment = (None if len(chain) > len(chain.deterministic())
                            else _planning.default_augmenters(self.n_channels_in_))
+                if not continuing:
+                    self.tta_ = _planning.tta_for(self.n_channels_in_, augment is not None)
+            elif not continuing:
+                self.tta_ = False
             self._augment_chain = make_chain(augment, X=X)
             full_chain = _join_chains(chain, self._augment_chain)
             counts = count_pixels(masks, codec, self.n_classes_)
@@ -381,7 +385,7 @@ class _ValidationView:
     def predict(self, X):
         # silent: the epoch's own progress line reports the score
         return collect(self._seg._predict_images(self._images, self._chain, "labels",
-                                                  verbose=0),
+                                                  verbose=0, tta=False),
                         self._images, self.classes_)
 
 

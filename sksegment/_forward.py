@@ -198,12 +198,15 @@ def _proba(model, x, pad_multiple):
     return torch.softmax(_logits(model, x, pad_multiple), dim=1)
 
 
-def _tta_views(h, w):
+def _tta_views(h, w, mode=True):
     """(k, flip) pairs: flip along W, then rotate by k * 90 degrees.
 
-    A square input gets the eight symmetries of the square, any other the
-    four flips (none, horizontal, vertical, both = 180-degree rotation).
+    ``mode=True``: a square input gets the eight symmetries of the square,
+    any other the four flips (none, horizontal, vertical, both = 180-degree
+    rotation). ``mode="horizontal"``: the input and its left-right mirror.
     """
+    if mode == "horizontal":
+        return [(0, False), (0, True)]
     ks = (0, 1, 2, 3) if h == w else (0, 2)
     return [(k, flip) for k in ks for flip in (False, True)]
 
@@ -214,7 +217,8 @@ def _entropy(p, dim):
 
 
 def _forward_proba(model, x, pad_multiple, tta, views=False):
-    """Probabilities (N, K, H, W), averaged over the TTA views when ``tta``.
+    """Probabilities (N, K, H, W), averaged over the TTA views when ``tta``
+    (True: flips and quarter turns; "horizontal": left-right mirroring).
 
     With ``views``, one more channel follows the K probabilities: the mean
     over the views of each view's entropy, from which the disagreement of
@@ -226,7 +230,7 @@ def _forward_proba(model, x, pad_multiple, tta, views=False):
         return torch.cat([p, _entropy(p, 1)[:, None]], 1) if views else p
     total = None
     entropy = None
-    views_ = _tta_views(x.shape[-2], x.shape[-1])
+    views_ = _tta_views(x.shape[-2], x.shape[-1], tta)
     for k, flip in views_:
         v = x.flip(-1) if flip else x
         if k:

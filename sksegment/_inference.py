@@ -424,7 +424,8 @@ def make_predictions(model, images, *, device, output="proba", batch_size=8, pad
     tiling = _check_tiling(tiling)
     tile = _check_tile_size(tile_size, pad)
     overlap = _check_overlap(tile_overlap)
-    tta = check_bool(tta, "tta")
+    if not (isinstance(tta, str) and tta == "horizontal"):
+        tta = check_bool(tta, "tta")
     max_pixels = check_int(max_tile_pixels, "max_tile_pixels", low=1)
     if isinstance(verbose, bool) or not isinstance(verbose, numbers.Real):
         raise TypeError(f"verbose must be an integer >= 0; got {verbose!r}.")
@@ -497,12 +498,13 @@ def iter_predictions(model, images, *, device, output="proba", batch_size=8, pad
     tile_overlap : float, default=0.25
         Smallest overlap of neighbouring tiles, as a fraction of the tile, in
         [0, 1).
-    tta : bool, default=False
+    tta : bool or "horizontal", default=False
         Test-time augmentation: average the probabilities over flipped (and,
         for a square image or tile, rotated) copies of the input, each
         prediction mapped back first. A square input is seen in the 8
         orientations of the square, any other in 4 (unflipped, flipped left
         to right, flipped top to bottom, both); the cost grows accordingly.
+        "horizontal" averages the input and its left-right mirror only.
     max_tile_pixels : int, default=MAX_TILE_PIXELS (1024 * 1024)
         Pixel budget of one forward pass in whole-image mode: "auto" tiling
         predicts larger images in tiles, and a whole-image batch holds at most

@@ -99,6 +99,16 @@ def default_augmenters(n_channels):
     ]
 
 
+def tta_for(n_channels, default_augmentation):
+    """``tta="auto"``: the views the default augmentation trained the network
+    for, as nnU-Net predicts with the mirrorings it trained with: left-right
+    mirroring for images of 3 channels, flips and quarter turns for others;
+    none when the augmentation was chosen by the user."""
+    if not default_augmentation:
+        return False
+    return "horizontal" if n_channels == 3 else True
+
+
 def device_fingerprint(device):
     """``{"type", "name", "memory_bytes"}`` of a torch device (memory is
     None on a CPU)."""

@@ -100,7 +100,12 @@ class PredictMixin:
             batch_size=self.batch_size_, pad_multiple=self._pad_multiple(model),
             transform=transform if len(chain) or normalize is not None else None,
             tiling=self.tiling, tile_size=tile_size, tile_overlap=self.tile_overlap,
-            tta=self.tta if tta is None else tta, verbose=verbose)
+            tta=self._tta() if tta is None else tta, verbose=verbose)
+
+    def _tta(self):
+        """The test-time augmentation of prediction: ``tta``, with "auto"
+        resolved at fit (``tta_``)."""
+        return getattr(self, "tta_", False) if self.tta == "auto" else self.tta
 
     def _warn_unseen_labels(self, y):
         """score: labels in y that the model never saw count as errors; say so."""

@@ -70,7 +70,7 @@ _PARAMETERS = {
     "tiling": [Options("auto", True, False)],
     "tile_size": _PATCH,
     "tile_overlap": [Interval(float, 0, 1, closed="left")],
-    "tta": [Options(True, False)],
+    "tta": [Options("auto", True, False)],
     "checkpoint_dir": [Options(None), InstanceOf(str, os.PathLike, label="a path")],
     "resume": [Options(True, False)],
     "warm_start": [Options(True, False)],
@@ -239,9 +239,18 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         where that is larger).
     tile_overlap : float, default=0.25
         Overlap of neighbouring tiles, in [0, 1).
-    tta : bool, default=False
-        Test-time augmentation: average predictions over flips (and 90-degree
-        rotations of square inputs).
+    tta : {"auto", True, False}, default=False
+        Test-time augmentation: average the predictions over mirrored (and
+        turned) copies of the input. True uses the flips and, for square
+        inputs, the quarter turns (8 views; 4 for other inputs); "auto" uses
+        the views the default augmentation trained the network to expect
+        (left-right mirroring for images of 3 channels, all 8 or 4 views for
+        others; see ``tta_``), and none when ``augment`` was set or a
+        Pipeline attached augmenters. Prediction costs as many forward
+        passes as there are views; validation during fit predicts without
+        them, and exported networks do not include them. On the membrane
+        data (600 s of CPU training with the defaults) the 8 views raised
+        mean IoU from 0.796 to 0.798.
     checkpoint_dir : str, path or None, default=None
         Save the training state there after every epoch (atomically).
     resume : bool, default=False
@@ -303,6 +312,8 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         per channel after the dtype scaling.
     postprocessing_ : sksegment.postprocessing.PostProcessor or None
         What ``predict`` applies to the label images.
+    tta_ : bool or "horizontal"
+        The test-time augmentation ``tta="auto"`` resolved to.
     model_ : torch.nn.Module
         The trained network (in eval mode).
     device_ : torch.device
@@ -628,7 +639,8 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
             return np.clip(u * scale, 0.0, 1.0).astype(np.float32)
 
         if method == "tta":
-            predictions = self._predict_images(images, chain, "views", tta=True)
+            predictions = self._predict_images(images, chain, "views",
+                                               tta=self._tta() or True)
         else:
             predictions = self._predict_images(images, chain, "proba")
         return collect(predictions, images, out=out, transform=uncertainty)

@@ -333,3 +333,16 @@ def test_partial_fit_trains_at_the_learning_rate(data):
     seg = CNNSegmenter(**TINY, learning_rate=2e-3)  # lr_schedule="onecycle" by default
     seg.partial_fit(X, y).partial_fit(X, y)
     assert [h["lr"] for h in seg.history_] == [2e-3, 2e-3]
+
+
+def test_auto_tta_uses_the_views_the_augmentation_trained(data):
+    X, y = data
+    gray = CNNSegmenter(**TINY, tta="auto").fit(X, y)
+    assert gray.get_params()["tta"] == "auto" and gray.tta_ is True
+    np.testing.assert_array_equal(gray.predict_proba(X[:2]),
+                                  gray.set_params(tta=True).predict_proba(X[:2]))
+    plain = gray.set_params(tta=False).predict_proba(X[:2])
+    assert not np.array_equal(plain, gray.set_params(tta="auto").predict_proba(X[:2]))
+    Xc, yc = make_shapes(n_samples=6, image_size=32, n_channels=3, random_state=0)
+    assert CNNSegmenter(**TINY, tta="auto").fit(Xc, yc).tta_ == "horizontal"
+    assert CNNSegmenter(**TINY, tta="auto", augment=None).fit(X, y).tta_ is False
