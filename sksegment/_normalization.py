@@ -27,10 +27,14 @@ NORMALIZATIONS = ("zscore", "minmax", "imagenet")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Pixels sampled per image for the percentiles (the means are exact).
+#: Pixels sampled per image (with replacement) for the percentiles (the
+#: means are exact).
 _SAMPLES_PER_IMAGE = 4096
 #: Pixels converted per step of the pass over the images.
-_BATCH_PIXELS = 1 << 22
+_BATCH_PIXELS = 1 << 20
+#: At most about twice this many pixels are kept for the percentiles, however
+#: large the data set (the sample is thinned uniformly as it grows).
+_MAX_SAMPLES = 1 << 20
 
 
 def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5, 99.5),
@@ -47,7 +51,8 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
     device : torch.device or str
         Where the batches are converted.
     percentiles : tuple of float
-        Percentiles to estimate from a sample of ``4096`` pixels per image.
+        Percentiles to estimate from a uniform sample of the pixels (4096
+        per image, thinned to at most about two million pixels in all).
     random_state : int
         Seeds the pixel sample.
 
@@ -74,23 +79,33 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
     low = torch.full((c,), float("inf"), dtype=torch.float64)
     high = torch.full((c,), -float("inf"), dtype=torch.float64)
     count = 0
-    samples = []
+    samples, kept, rate = [], 0, 1.0  # a uniform sample of at most 2 * _MAX_SAMPLES pixels
     for x in _batches(images, transform, device):
-        flat = x.permute(1, 0, 2, 3).reshape(c, -1).double()
-        total += flat.sum(1).cpu()
-        total_sq += flat.square().sum(1).cpu()
-        low = torch.minimum(low, flat.amin(1).cpu())
-        high = torch.maximum(high, flat.amax(1).cpu())
-        count += flat.shape[1]
-        take = min(flat.shape[1], _SAMPLES_PER_IMAGE * x.shape[0])
-        idx = torch.from_numpy(rng.choice(flat.shape[1], take, replace=False)).to(flat.device)
-        samples.append(flat[:, idx].float().cpu())
+        # Per image and channel in float32 (torch sums in cascades), then
+        # across images in float64: no float64 or squared copy of a batch.
+        total += x.sum(dim=(2, 3)).double().sum(0).cpu()
+        total_sq += torch.linalg.vector_norm(x, dim=(2, 3)).double().square().sum(0).cpu()
+        low = torch.minimum(low, x.amin(dim=(0, 2, 3)).double().cpu())
+        high = torch.maximum(high, x.amax(dim=(0, 2, 3)).double().cpu())
+        pixels = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last batches
+        count += pixels.shape[0]
+        take = int(rng.binomial(min(pixels.shape[0], _SAMPLES_PER_IMAGE * x.shape[0]), rate))
+        idx = torch.from_numpy(rng.randint(0, pixels.shape[0], take)).to(pixels.device)
+        # a copy the NumPy allocator owns: small torch blocks kept alive
+        # between the batches' large ones fragment the heap (measured: RSS
+        # grew by about a batch per batch)
+        samples.append(pixels[idx].cpu().numpy().copy())
+        kept += take
+        if kept > 2 * _MAX_SAMPLES:  # halve what is kept, and the rate from now on
+            samples = [np.concatenate(samples)[rng.rand(kept) < 0.5]]
+            kept, rate = len(samples[0]), rate / 2
     mean = total / count
     var = (total_sq / count - mean.square()).clamp_(min=0)
-    sample = torch.cat(samples, dim=1).numpy()
+    sample = np.concatenate(samples)
+    del samples
     return {"mean": mean.tolist(), "std": var.sqrt().tolist(), "min": low.tolist(),
             "max": high.tolist(),
-            "percentiles": {float(q): np.percentile(sample, q, axis=1).tolist()
+            "percentiles": {float(q): np.percentile(sample, q, axis=0).tolist()
                             for q in percentiles}}
 
 
