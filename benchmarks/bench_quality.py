@@ -11,9 +11,9 @@ contiguous).
   and the default loss, schedule and augmentation.
 - tuned: the configuration tuned by hand on these slices before the defaults
   became data-driven (U-Net depth 3, width 16, 128x128 patches, batch 8,
-  ``0.5*dice+0.5*cross_entropy``, learning rate 3e-3 one-cycle, flips and
-  quarter turns, batch norm, no normalisation beyond 1/255), given the same
-  ``max_time``.
+  ``0.5*dice+0.5*cross_entropy``, learning rate 3e-3 one-cycle, batch norm,
+  no normalisation beyond 1/255), with the default augmentation
+  (``augment="auto"``), given the same ``max_time``.
 - random forest: ``skimage.feature.multiscale_basic_features`` (intensity,
   edges, texture; sigma 1 to 16) per image, ``RandomForestClassifier(
   n_estimators=50, max_depth=10, n_jobs=-1)`` fitted with

@@ -96,7 +96,7 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
         # grew by about a batch per batch)
         samples.append(pixels[idx].cpu().numpy().copy())
         kept += take
-        if kept > 2 * _MAX_SAMPLES:  # halve what is kept, and the rate from now on
+        while kept > 2 * _MAX_SAMPLES:  # halve what is kept, and the rate from now on
             samples = [np.concatenate(samples)[rng.rand(kept) < 0.5]]
             kept, rate = len(samples[0]), rate / 2
     mean = total / count

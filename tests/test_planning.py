@@ -346,3 +346,24 @@ def test_auto_tta_uses_the_views_the_augmentation_trained(data):
     Xc, yc = make_shapes(n_samples=6, image_size=32, n_channels=3, random_state=0)
     assert CNNSegmenter(**TINY, tta="auto").fit(Xc, yc).tta_ == "horizontal"
     assert CNNSegmenter(**TINY, tta="auto", augment=None).fit(X, y).tta_ is False
+
+
+def test_intensity_statistics_exact_moments_and_a_bounded_sample(monkeypatch):
+    from sksegment import _normalization
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 256, (40, 48, 40, 2), dtype=np.uint8)
+    X[..., 1] //= 4  # channels of different ranges
+    kept = []
+    real_percentile = np.percentile
+    monkeypatch.setattr(_normalization, "_MAX_SAMPLES", 5000)
+    monkeypatch.setattr(_normalization.np, "percentile",
+                        lambda a, q, axis: kept.append(len(a)) or real_percentile(a, q, axis=axis))
+    stats = _normalization.intensity_statistics(X)
+    flat = X.reshape(-1, 2) / 255.0
+    np.testing.assert_allclose(stats["mean"], flat.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(stats["std"], flat.std(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["min"], flat.min(0), rtol=1e-6)
+    np.testing.assert_allclose(stats["max"], flat.max(0), rtol=1e-6)
+    assert max(kept) <= 2 * 5000 < 40 * 48 * 40  # thinned, never the whole data set
+    for q, values in stats["percentiles"].items():
+        np.testing.assert_allclose(values, np.percentile(flat, q, axis=0), atol=0.02)
