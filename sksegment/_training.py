@@ -365,6 +365,18 @@ def _clone_state(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+def _clone_tree(obj):
+    """A copy of nested dicts, lists and tuples with every tensor cloned (by
+    value): an optimizer's state_dict, at a fraction of ``deepcopy``'s cost."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone_tree(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
 def seed_torch(seed, device):
     """Seed torch's CPU generator and, on CUDA, the generator of ``device``
     (not every GPU's, as ``torch.manual_seed`` would)."""
@@ -455,7 +467,7 @@ def _restore(trainer, snapshot):
     value: the snapshot stays intact for a later restore in the same epoch
     (``Optimizer.load_state_dict`` would otherwise share its tensors)."""
     trainer.model.load_state_dict(snapshot[0])
-    trainer.optimizer.load_state_dict(copy.deepcopy(snapshot[1]))
+    trainer.optimizer.load_state_dict(_clone_tree(snapshot[1]))
 
 
 def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=None,
@@ -506,7 +518,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
             seed_torch(epoch_seed, trainer.device)
             if generator is not None:
                 generator.manual_seed(epoch_seed)
-            snapshot = (_clone_state(model), copy.deepcopy(trainer.optimizer.state_dict()))
+            snapshot = (_clone_state(model), _clone_tree(trainer.optimizer.state_dict()))
             model.train()
             n_batches = sampler.n_batches(train_indices)
             ahead = _ahead(sampler.epoch(batch_rng, train_indices), getattr(prepare, "host", None))
