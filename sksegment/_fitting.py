@@ -211,7 +211,7 @@ class FitMixin:
         self.fingerprint_ = dict(_planning.data_fingerprint(images, counts, self.classes_, stats),
                                  device=_planning.device_fingerprint(device))
         choice = _planning.plan(self.fingerprint_, self.fingerprint_["device"],
-                                patch_size=self.patch_size, depth=self.depth,
+                                patch_size=self.patch_size, depth=self._declared_depth(),
                                 batch_size=self.batch_size, width=self.width,
                                 n_classes=self.n_classes_)
         self.patch_size_ = choice["patch_size"]
@@ -225,6 +225,14 @@ class FitMixin:
         if kind is None:
             _warn_unscaled(stats)
         return choice["reasons"]
+
+    def _declared_depth(self):
+        """``depth``, or for "auto" with a custom network that declares a
+        power-of-two ``downsampling_factor``, the depth that factor means."""
+        factor = getattr(self.model, "downsampling_factor", None)
+        if self.depth != "auto" or isinstance(self.model, str) or not isinstance(factor, int):
+            return self.depth
+        return factor.bit_length() - 1 if factor > 0 and factor & (factor - 1) == 0 else "auto"
 
     def _print_plan(self, reasons):
         fp = self.fingerprint_

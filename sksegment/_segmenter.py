@@ -112,7 +112,11 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         Downsampling steps of the built-in networks. "auto" downsamples while
         the bottleneck keeps at least 4 pixels of the training patch and the
         widest level at most 512 feature maps (nnU-Net's rules); see
-        ``depth_``.
+        ``depth_``. A custom network (``model=`` a module) fixes its own
+        depth: "auto" then takes the depth its ``downsampling_factor``
+        declares (``UNet(depth=2)`` declares 4, so ``depth_`` is 2), and for
+        a network that declares none, ``depth_`` only sets the padding
+        multiple ``2 ** depth_`` and the patch rounding.
     width : int, default=16
         Filters at the first level (doubling at each level).
     norm : {"auto", "batch", "instance", "group"} or None, default="auto"

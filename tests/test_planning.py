@@ -367,3 +367,13 @@ def test_intensity_statistics_exact_moments_and_a_bounded_sample(monkeypatch):
     assert max(kept) <= 2 * 5000 < 40 * 48 * 40  # thinned, never the whole data set
     for q, values in stats["percentiles"].items():
         np.testing.assert_allclose(values, np.percentile(flat, q, axis=0), atol=0.02)
+
+
+def test_auto_depth_takes_a_custom_network_s_own_depth(data):
+    from sksegment.models import UNet
+    X, y = data
+    n_classes = len(np.unique(y))
+    seg = CNNSegmenter(model=UNet(1, n_classes, depth=2, width=4), max_epochs=1,
+                       random_state=0, device="cpu").fit(X, y)
+    assert seg.get_params()["depth"] == "auto" and seg.depth_ == 2
+    assert seg.patch_size_ is None or all(p % 4 == 0 for p in seg.patch_size_)
