@@ -159,7 +159,10 @@ def as_int64(block, name):
                 "(threshold or argmax continuous outputs first)."
             )
     elif block.dtype == np.uint64 and block.size and block.max() > _INT64_MAX:
-        raise ValueError(f"{name} has label values above {_INT64_MAX}.")
+        raise ValueError(
+            f"{name} has label values above {_INT64_MAX} (2**63 - 1), which the metrics "
+            "cannot compare; map the labels to smaller values first, for example "
+            "np.unique(y, return_inverse=True), and score those.")
     return block.astype(np.int64)
 
 

@@ -733,3 +733,10 @@ def test_grid_search_and_cross_validate(blobs):
     assert multi.best_score_ == pytest.approx(
         multi.cv_results_["mean_test_mean_iou"][multi.best_index_])
     assert multi.score(X, y) == pytest.approx(mean_iou(y, multi.predict(X)))
+
+
+def test_labels_above_int64_are_refused_with_the_fix():
+    from sksegment.metrics import mean_iou
+    y = np.array([[1, 2**63 + 5]], dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"y_true has label values above .*return_inverse"):
+        mean_iou(y, y)
