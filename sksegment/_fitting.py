@@ -27,7 +27,7 @@ from ._data import (
     n_channels,
     unique_labels,
 )
-from ._inference import _check_tile_size as check_tile_size
+from ._inference import check_tile_size
 from ._normalization import intensity_statistics, make_normalization
 from ._outputs import collect
 from ._predicting import _join_chains

@@ -59,7 +59,7 @@ def _check_pair(value, name):
     return v, v
 
 
-def _check_tile_size(tile_size, pad_multiple):
+def check_tile_size(tile_size, pad_multiple):
     """Tile (h, w): each a multiple of pad_multiple (rounded up)."""
     if tile_size is None:
         tile = (DEFAULT_TILE_SIZE, DEFAULT_TILE_SIZE)
@@ -422,7 +422,7 @@ def make_predictions(model, images, *, device, output="proba", batch_size=8, pad
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be None or a callable; got {transform!r}.")
     tiling = _check_tiling(tiling)
-    tile = _check_tile_size(tile_size, pad)
+    tile = check_tile_size(tile_size, pad)
     overlap = _check_overlap(tile_overlap)
     if not (isinstance(tta, str) and tta == "horizontal"):
         tta = check_bool(tta, "tta")
