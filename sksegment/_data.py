@@ -296,11 +296,14 @@ def check_ignore_index(ignore_index):
     return int(ignore_index)
 
 
-def _representable(value, dtype):
+def representable(value, dtype):
     """Whether the label value (a Python int, float or bool) is exactly a
-    value of ``dtype``."""
+    value of ``dtype`` (stored and read back unchanged)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        return False
     if dtype.kind == "f":
-        return bool(np.isfinite(value))
+        return bool(np.isfinite(value)) and np.array(value, dtype=dtype).item() == value
     if isinstance(value, float):
         if not value.is_integer():
             return False
@@ -344,7 +347,7 @@ class LabelCodec:
         if dtype in self._plans:
             return self._plans[dtype]
         pairs = [(v, k) for k, v in enumerate(self.classes.tolist())
-                 if _representable(v, dtype)
+                 if representable(v, dtype)
                  and (self.ignore_label is None or v != self.ignore_label)]
         if dtype.kind in "biu" and dtype.itemsize <= 2:
             unsigned = np.dtype(f"u{dtype.itemsize}")

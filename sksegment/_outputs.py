@@ -10,6 +10,7 @@ for labels, so that no per-image or whole-set copy is made on the way.
 import numpy as np
 
 from ._arrays import image_shape, is_dask
+from ._data import representable
 
 
 def _describe(obj):
@@ -51,33 +52,10 @@ def _check_writable(out, name):
         raise ValueError(f"{name} must have at least one axis; got shape {shape}.")
 
 
-def _holds_labels(classes, dtype):
-    """Whether every class value is exactly a value of ``dtype``."""
-    if dtype.kind not in "biuf":
-        return False
-    for v in classes.tolist():
-        if dtype.kind == "f":
-            stored = np.array(v, dtype=dtype).item()
-            if stored != v:
-                return False
-            continue
-        if isinstance(v, float):
-            if not v.is_integer():
-                return False
-            v = int(v)
-        v = int(v)
-        if dtype.kind == "b":
-            if v not in (0, 1):
-                return False
-        elif not int(np.iinfo(dtype).min) <= v <= int(np.iinfo(dtype).max):
-            return False
-    return True
-
-
 def _check_dtype(out, name, output, classes):
     dtype = np.dtype(out.dtype)
     if output == "labels":
-        if not _holds_labels(classes, dtype):
+        if not all(representable(v, dtype) for v in classes.tolist()):
             raise TypeError(
                 f"{name} has dtype {dtype}, which cannot hold every class value exactly "
                 f"(classes_ = {classes.tolist()} of dtype {classes.dtype}); use dtype "
