@@ -143,25 +143,44 @@ def train_sksegment(X, y, cfg, *, epochs, device, precision, compile, random_sta
     return t.seconds, [h["seconds"] for h in seg.history_]
 
 
+class _HandLoop:
+    """What both hand-written loops share: the network (seeded alike), Adam,
+    cross entropy, optional compile and bf16 autocast, and one training step."""
+
+    def __init__(self, y, cfg, *, device, precision, compile, random_state, channels_last):
+        from sksegment.models import UNet
+
+        torch.manual_seed(init_seed(random_state))
+        self.model = UNet(1, int(y.max()) + 1, depth=cfg["depth"], width=cfg["width"]).to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.criterion = nn.CrossEntropyLoss()
+        self.forward = torch.compile(self.model) if compile else self.model
+        self.device, self.autocast = device, precision == "bf16"
+        self.model.train()
+
+    def step(self, xb, yb):
+        """One step on a float batch (N, 1, H, W) and int64 targets; the loss
+        read back as a hand loop's ``loss.item()`` does."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.forward(xb)
+        loss = self.criterion(logits.float(), yb)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
 def train_by_hand(X, y, cfg, *, epochs, device, precision, compile, random_state,
                   channels_last):
     """The loop a user would write; returns (total seconds, seconds per epoch)."""
-    from sksegment.models import UNet
-
-    n_classes = int(y.max()) + 1
     sync = _common.synchronize
     sync(device)
     start = time.perf_counter()
-    torch.manual_seed(init_seed(random_state))
-    model = UNet(1, n_classes, depth=cfg["depth"], width=cfg["width"]).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss()
-    forward = torch.compile(model) if compile else model
-    autocast = precision == "bf16"
+    loop = _HandLoop(y, cfg, device=device, precision=precision, compile=compile,
+                     random_state=random_state, channels_last=channels_last)
     rng = np.random.RandomState(random_state)
-    model.train()
     batch_size = cfg["batch_size"]
     epoch_seconds = []
     for _ in range(epochs):
@@ -173,14 +192,7 @@ def train_by_hand(X, y, cfg, *, epochs, device, precision, compile, random_state
             xb = torch.from_numpy(X[idx]).to(device).float().unsqueeze(1) / 255
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = torch.from_numpy(y[idx]).to(device).long()
-            optimizer.zero_grad()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = forward(xb)
-            loss = criterion(logits.float(), yb)
-            loss.backward()
-            optimizer.step()
-            running += loss.item()
+            running += loop.step(xb, torch.from_numpy(y[idx]).to(device).long())
         sync(device)
         epoch_seconds.append(time.perf_counter() - t0)
     sync(device)
@@ -194,25 +206,16 @@ def train_with_dataloader(X, y, cfg, *, epochs, device, precision, compile, rand
     returns (total seconds, seconds per epoch)."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from sksegment.models import UNet
-
-    n_classes = int(y.max()) + 1
     sync = _common.synchronize
     sync(device)
     start = time.perf_counter()
-    torch.manual_seed(init_seed(random_state))
-    model = UNet(1, n_classes, depth=cfg["depth"], width=cfg["width"]).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss()
-    forward = torch.compile(model) if compile else model
-    autocast = precision == "bf16"
+    loop = _HandLoop(y, cfg, device=device, precision=precision, compile=compile,
+                     random_state=random_state, channels_last=True)
     data = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     loader = DataLoader(data, batch_size=cfg["batch_size"], shuffle=True,
                         num_workers=num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=num_workers > 0,
                         generator=torch.Generator().manual_seed(random_state))
-    model.train()
     epoch_seconds = []
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -220,14 +223,7 @@ def train_with_dataloader(X, y, cfg, *, epochs, device, precision, compile, rand
         for xb, yb in loader:
             xb = xb.to(device, non_blocking=True).unsqueeze(1).float().div_(255)
             xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = yb.to(device, non_blocking=True).long()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = forward(xb)
-            loss = criterion(logits.float(), yb)
-            loss.backward()
-            optimizer.step()
-            running += loss.item()
+            running += loop.step(xb, yb.to(device, non_blocking=True).long())
         sync(device)
         epoch_seconds.append(time.perf_counter() - t0)
     sync(device)
