@@ -157,10 +157,6 @@ def check_finite(images, name="X"):
         _check_finite(images, name)
 
 
-def n_images(images):
-    return len(images)
-
-
 def image_shape(images, i):
     """(H, W) of image ``i``, from metadata (nothing is read)."""
     return _image_shape(images, i)

@@ -396,7 +396,6 @@ class TrainingLog:
         self.best_epoch = None
         self.best_state = None
         self.no_improvement = 0
-        self.best_loss = math.inf
         self.train_time = 0.0  # seconds of training over every call
 
     def state_dict(self):
