@@ -34,7 +34,7 @@ from ._predicting import _join_chains
 from ._sampling import BatchSampler
 from .augmentation import make_chain, unwrap
 from .losses import compute_class_weight, get_loss
-from .models import build_model
+from .models import build_model, downsampling_factor
 
 
 class FitMixin:
@@ -229,7 +229,7 @@ class FitMixin:
     def _declared_depth(self):
         """``depth``, or for "auto" with a custom network that declares a
         power-of-two ``downsampling_factor``, the depth that factor means."""
-        factor = getattr(self.model, "downsampling_factor", None)
+        factor = downsampling_factor(self.model, None)
         if self.depth != "auto" or isinstance(self.model, str) or not isinstance(factor, int):
             return self.depth
         return factor.bit_length() - 1 if factor > 0 and factor & (factor - 1) == 0 else "auto"
