@@ -30,7 +30,29 @@ FORMAT = 1
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be resumed from (named in the message)."""
+    """A checkpoint file that cannot be resumed from (named in the message).
+
+    A subclass of ``ValueError``; raised by ``fit(..., resume=True)`` for a
+    truncated, empty or foreign file, or one written for another network.
+    The estimator is left as it was.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sksegment import CNNSegmenter, CheckpointError
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "checkpoint.pt"), "wb") as fh:
+    ...     _ = fh.write(b"not a checkpoint")
+    >>> X = np.zeros((2, 16, 16), dtype=np.uint8)
+    >>> y = np.zeros((2, 16, 16), dtype=np.uint8); y[:, 4:8, 4:8] = 1
+    >>> seg = CNNSegmenter(width=2, max_epochs=1, checkpoint_dir=folder, resume=True)
+    >>> try:
+    ...     seg.fit(X, y)
+    ... except CheckpointError as exc:
+    ...     print("checkpoint.pt" in str(exc), hasattr(seg, "model_"))
+    True False
+    """
 
 
 def _fix(path):

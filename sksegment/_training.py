@@ -225,7 +225,29 @@ class BatchPreparer:
 # the loop
 # --------------------------------------------------------------------------- #
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a non-finite loss or gradient again and again."""
+    """Training produced a non-finite loss or gradient again and again.
+
+    A subclass of ``FloatingPointError``. Before raising it, ``fit`` skips
+    each non-finite step, restores the weights of the epoch's start and
+    halves the learning rate; the message says what to change. The
+    estimator is left as it was before the call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sksegment import CNNSegmenter, NonFiniteLossError
+    >>> X = np.zeros((2, 16, 16), dtype=np.uint8)
+    >>> y = np.zeros((2, 16, 16), dtype=np.uint8); y[:, 4:8, 4:8] = 1
+    >>> def nan_loss(logits, target):
+    ...     return logits.sum() * float("nan")
+    >>> seg = CNNSegmenter(width=2, max_epochs=20, loss=nan_loss, batch_size=2,
+    ...                    patch_size=None, device="cpu")
+    >>> try:
+    ...     seg.fit(X, y)
+    ... except NonFiniteLossError:
+    ...     print(hasattr(seg, "model_"))
+    False
+    """
 
 
 def _nonfinite_message(lr, max_grad_norm):
