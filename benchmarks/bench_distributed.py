@@ -116,7 +116,7 @@ def _search(cfg, X, y, n_jobs):
     from sksegment import CNNSegmenter
 
     est = CNNSegmenter(depth=cfg["depth"], width=cfg["width"], max_epochs=cfg["max_epochs"],
-                       batch_size=4, random_state=0)
+                       batch_size=4, random_state=0, precision="fp32")
     return GridSearchCV(est, GRID, cv=2, n_jobs=n_jobs, refit=False)
 
 
@@ -224,7 +224,7 @@ def ddp_child(cfg_json, threads):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     seg = CNNSegmenter(depth=cfg["depth"], width=cfg["width"], max_epochs=cfg["max_epochs"],
                        batch_size=cfg["batch_size"] * (2 // world), random_state=0,
-                       device="cpu")
+                       device="cpu", precision="fp32")  # the same arithmetic on every CPU
     if world > 1:
         dist.init_process_group("gloo")  # the group outlives fit: the all-reduce is timed on it
     seg.fit(X, y)

@@ -52,12 +52,14 @@ PREDICT_SIZES = {"quick": (4096, 1024), "full": (30000, 4096)}  # (store image, 
 IMAGE_SIZE = 256
 KINDS = ("fit", "label_scan", "float32")
 LAZY_KINDS = ("fit_zarr", "predict_zarr", "predict_memory")
-FIT = {"depth": 2, "width": 4, "batch_size": 8, "patch_size": 128, "max_epochs": 1}
+#: fp32: the same arithmetic on every CPU (precision="auto" is bf16 on some).
+FIT = {"depth": 2, "width": 4, "batch_size": 8, "patch_size": 128, "max_epochs": 1,
+       "precision": "fp32"}
 #: The network of the predict runs: a default-sized U-Net on a GPU; on a CPU a
 #: narrow one, so that the 30,000 x 30,000 run takes minutes, not hours (the
 #: memory bound does not depend on the network's width).
 PREDICT = {"cuda": {"depth": 4, "width": 16, "batch_size": 8},
-           "cpu": {"depth": 3, "width": 4, "batch_size": 8}}
+           "cpu": {"depth": 3, "width": 4, "batch_size": 8, "precision": "fp32"}}
 STORE_CHUNK = 1024
 
 

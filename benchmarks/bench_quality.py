@@ -25,7 +25,7 @@ Shapes (synthetic, RGB, five classes): ``make_shapes(n_classes=5,
 n_channels=3)`` at 96x96, 160 training and 40 test images; the defaults
 against the defaults the library had before (depth 4, batch 8, whole images,
 cross entropy, Adam 1e-3 constant, no augmentation, no normalisation, batch
-norm), both with the same ``max_time``. It checks that the rules are not
+norm, fp32 on the CPU), both with the same ``max_time``. It checks that the rules are not
 tuned to grayscale membranes alone.
 
 Reported: mean IoU, Dice of the membrane class (label 0; mean Dice for the
@@ -58,7 +58,7 @@ TUNED = dict(depth=3, width=16, patch_size=128, batch_size=8,
              norm="batch", normalize=None)
 OLD_DEFAULTS = dict(depth=4, width=16, patch_size=None, batch_size=8, loss="cross_entropy",
                     optimizer="adam", learning_rate=1e-3, lr_schedule="constant", norm="batch",
-                    normalize=None, augment=None)
+                    normalize=None, augment=None, precision="fp32")
 
 
 def find_data(arg):

@@ -83,7 +83,8 @@ class FitMixin:
 
         device = dist.device if dist is not None else _training.resolve_device(self.device)
         run["device"] = device
-        _training.resolve_precision(self.precision, device)  # fail early on a bad combination
+        # fails early on a bad combination; the fit's precision is kept
+        self.precision_ = _training.precision_name(self.precision, device)
         checkpoint = (None if self.checkpoint_dir is None
                       else _checkpoint.check_checkpoint_dir(self.checkpoint_dir))
         # A continued fit draws on from where the last one stopped, so that
@@ -239,7 +240,8 @@ class FitMixin:
         normalization = self.normalization_["kind"] if self.normalization_ else None
         lines = [(f"{fp['n_images']} images, median size {fp['shape_median']}, "
                   f"{fp['n_channels']} channel(s), {fp['dtype']}; device {fp['device']['name']}"),
-                 *reasons, f"norm {self.norm_!r}, normalize {normalization!r}"]
+                 *reasons, (f"norm {self.norm_!r}, normalize {normalization!r}, "
+                            f"precision {self.precision_!r}")]
         print("\n".join("sksegment: " + line for line in lines), file=sys.stderr, flush=True)
 
     def _explicit_postprocessing(self):

@@ -9,7 +9,9 @@ from sksegment.datasets import make_shapes
 from sksegment.losses import loss_names
 from sksegment.metrics import dice_score, get_scorer, mean_iou
 
-FAST = dict(depth=2, width=8, batch_size=8, learning_rate=3e-3, random_state=0, device="cpu")
+# fp32: the same arithmetic on every CPU (precision="auto" is bf16 on some)
+FAST = dict(depth=2, width=8, batch_size=8, learning_rate=3e-3, random_state=0, device="cpu",
+            precision="fp32")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sksegment import CNNSegmenter
+from sksegment import CNNSegmenter, _training
 from sksegment._sampling import BatchSampler
 from sksegment._training import Schedule
 from sksegment.datasets import make_shapes
@@ -328,6 +328,35 @@ def test_precision_on_cpu(data):
         CNNSegmenter(**TINY, max_epochs=1, precision="fp16").fit(X[:4], y[:4])
     seg = CNNSegmenter(**TINY, max_epochs=1, precision="bf16").fit(X[:4], y[:4])
     assert math.isfinite(seg.loss_curve_[0])
+    assert seg.precision_ == "bf16"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_cpu_follows_native_bf16(native, data, monkeypatch):
+    """precision="auto" trains and predicts in bf16 on CPUs that compute in
+    bf16 natively, in fp32 on others; "auto" stays in get_params."""
+    X, y = data
+    monkeypatch.setattr(_training, "cpu_has_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    expected = torch.bfloat16 if native else None
+    assert _training.resolve_precision("auto", cpu) == (expected, False)
+    assert _training.inference_dtype("auto", cpu) is expected
+    assert _training.resolve_precision("fp32", cpu) == (None, False)
+    assert _training.inference_dtype("fp32", cpu) is None
+
+    seg = CNNSegmenter(**TINY, max_epochs=1).fit(X[:4], y[:4])
+    assert seg.precision_ == ("bf16" if native else "fp32")
+    assert seg.get_params()["precision"] == "auto"
+    seen = []
+    model = seg.model_
+    hook = model.register_forward_hook(
+        lambda module, args, out: seen.append(torch.get_autocast_dtype("cpu")
+                                              if torch.is_autocast_enabled("cpu") else None))
+    try:
+        seg.predict(X[:2])
+    finally:
+        hook.remove()
+    assert seen and all(d is expected for d in seen)
 
 
 @pytest.mark.parametrize("fmt", ["torch.export", "torchscript"])
@@ -347,7 +376,9 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
         net = (torch.export.load(path).module() if fmt == "torch.export"
                else torch.jit.load(path))
     proba = torch.softmax(net(x), 1).permute(0, 2, 3, 1).detach().numpy()
-    np.testing.assert_allclose(proba, seg.predict_proba(X[8:10]), atol=1e-5)
+    # the file computes in float32, as predict does with precision="fp32"
+    np.testing.assert_allclose(proba, seg.set_params(precision="fp32").predict_proba(X[8:10]),
+                               atol=1e-5)
     with pytest.raises(ValueError, match="format"):
         seg.export(tmp_path / "x", format="pickle")
 
