@@ -119,6 +119,7 @@ def test_verbose_prints_the_choices(data, capsys):
     CNNSegmenter(**TINY, verbose=1).fit(X, y)
     err = capsys.readouterr().err
     assert "depth 3" in err and "whole images" in err and "normalize 'zscore'" in err
+    assert "precision 'fp32'" in err or "precision 'bf16'" in err
 
 
 # --------------------------------------------------------------------------- #

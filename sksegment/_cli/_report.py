@@ -203,6 +203,7 @@ def _choices(seg):
             "depth": getattr(seg, "depth_", None),
             "norm": getattr(seg, "norm_", None),
             "normalize": normalization["kind"] if normalization else None,
+            "precision": getattr(seg, "precision_", None),
             "postprocessing": repr(post) if post is not None else None}
 
 
@@ -210,6 +211,8 @@ def _format_choices(c):
     patch = "whole images" if c["patch_size"] is None else "x".join(map(str, c["patch_size"]))
     text = (f"patch {patch}, batch {c['batch_size']}, depth {c['depth']}, "
             f"{c['norm']} norm, normalize {c['normalize']}")
+    if c.get("precision"):  # absent from the reports of older fits
+        text += f", {c['precision']}"
     return text + (f", post-processing {c['postprocessing']}" if c["postprocessing"] else "")
 
 
