@@ -110,27 +110,34 @@ def bench_whole(model, device, n, size, repeat):
 
 
 def bench_precision(device, n, size, repeat):
-    """CUDA: prediction at the training precision. A depth-4 width-32 U-Net
-    over ``n`` images ``size`` x ``size``, fp32 eager against bf16 autocast
-    (what ``predict`` does after a bf16 fit) and bf16 with torch.compile."""
+    """Prediction at the training precision. A depth-4 width-32 U-Net over
+    ``n`` images ``size`` x ``size``, fp32 eager against bf16 autocast (what
+    ``predict`` does after a bf16 fit, and with ``precision="auto"`` on a
+    CPU with native bf16) and, on CUDA, bf16 with torch.compile. Wall time
+    on CUDA, CPU time of the process on the CPU."""
     from sksegment._forward import AutocastForward
     from sksegment._training import try_compile
 
-    model = make_unet(4, 32, device).to(memory_format=torch.channels_last)
+    model = make_unet(4, 32, device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     images = images_of(n, size, size)
-    bf16 = AutocastForward(model, device.type, torch.bfloat16)
-    compiled = AutocastForward(try_compile(model), device.type, torch.bfloat16)
+    variants = {"fp32 eager": model,
+                "bf16": AutocastForward(model, device.type, torch.bfloat16)}
+    if device.type == "cuda":
+        variants["bf16 + compile"] = AutocastForward(try_compile(model), device.type,
+                                                     torch.bfloat16)
 
     def ours(forward):
         return lambda: list(iter_predictions(forward, images, device=device, output="labels",
                                              batch_size=16, pad_multiple=16, tiling=False))
 
-    _, wall = best_times({"fp32 eager": ours(model), "bf16": ours(bf16),
-                          "bf16 + compile": ours(compiled)}, repeat, device)
+    seconds, _ = best_times({k: ours(v) for k, v in variants.items()}, repeat, device)
     mp = n * size * size / 1e6
-    return {"images": [n, size, size], "wall_seconds": wall,
-            "megapixels_per_s": {k: mp / v for k, v in wall.items()},
-            "ratio_vs_fp32": {k: wall["fp32 eager"] / v for k, v in wall.items()}}
+    return {"images": [n, size, size], "wall_seconds": seconds,
+            "clock": "CPU" if device.type == "cpu" else "wall",
+            "megapixels_per_s": {k: mp / v for k, v in seconds.items()},
+            "ratio_vs_fp32": {k: seconds["fp32 eager"] / v for k, v in seconds.items()}}
 
 
 def bench_tiling(model, device, size, tile, repeat, batch_sizes=(2, 8)):
@@ -272,7 +279,8 @@ def markdown(machine, results):
                        "width 32, batch 16, output labels (goal: bf16 >= 1.5x fp32).").format(
                            *prec["images"]), ""]
         lines.append(_common.table(
-            ["variant", "wall s", "megapixels/s", "vs fp32 eager"],
+            ["variant", "{} s".format(prec.get("clock", "wall")), "megapixels/s",
+             "vs fp32 eager"],
             [[k, f(v, 3), f(prec["megapixels_per_s"][k], 1), f(prec["ratio_vs_fp32"][k], 2)]
              for k, v in prec["wall_seconds"].items()]))
     rss = results.get("rss")
@@ -329,14 +337,17 @@ def main(argv=None):
     n, h, w = cfg["tta"]
     results["tta"] = [bench_tta(model, device, n, h, h, cfg["repeat"]),
                       bench_tta(model, device, n, h, w, cfg["repeat"])]
-    if device.type == "cuda":
-        print("prediction precision (fp32, bf16, bf16 + compile) ...", flush=True)
+    from sksegment._training import cpu_has_bf16
+
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()):
+        print("prediction precision (fp32, bf16[, bf16 + compile]) ...", flush=True)
         try:
-            results["precision"] = bench_precision(device, 64, 256, cfg["repeat"])
+            n = 64 if device.type == "cuda" else 16
+            results["precision"] = bench_precision(device, n, 256, cfg["repeat"])
         except Exception as exc:  # noqa: BLE001  (reported in the table, not hidden)
             results["precision"] = {"error": f"{type(exc).__name__}: {exc}"}
     else:
-        results["precision"] = "not measured: needs a CUDA device"
+        results["precision"] = "not measured: needs a CUDA device or a CPU with native bf16"
     if not args.skip_rss:
         size = args.rss_size or cfg["rss"]
         print(f"peak RSS growth, one {size}x{size} uint8 image ...", flush=True)
