@@ -111,14 +111,8 @@ def inference_dtype(precision, device):
     """The autocast dtype of prediction (None: fp32) for the ``precision``
     parameter on ``device``: as in training where the device supports it,
     else fp32 (a model trained with fp16 on a GPU predicts in fp32 on a CPU)."""
-    if precision == "fp32":
-        return None
-    if device.type == "cuda":
-        if precision == "bf16" or (precision == "auto" and _auto_bf16(device)):
-            return torch.bfloat16
-        return torch.float16
-    if device.type == "cpu" and (precision == "bf16" or (precision == "auto" and _auto_bf16(device))):
-        return torch.bfloat16
+    if device.type == "cuda" or (device.type == "cpu" and precision in ("auto", "bf16")):
+        return resolve_precision(precision, device)[0]
     return None
 
 
