@@ -57,9 +57,9 @@ class PredictMixin:
 
     def _forward(self, model, device, compiled=True):
         """The network as prediction calls it: under autocast at the training
-        precision (``precision`` resolved on the model's device: bf16 on GPUs
-        that support it with "auto"; set ``precision="fp32"`` to predict in
-        fp32), and compiled with ``compile=True`` (kept for later calls, not
+        precision (``precision`` resolved on the model's device: with "auto",
+        bf16 where the device computes in bf16 natively, GPU or CPU; set
+        ``precision="fp32"`` to predict in fp32), and compiled with ``compile=True`` (kept for later calls, not
         pickled)."""
         forward = model
         if self.compile and compiled:

@@ -87,17 +87,18 @@ def resolve_precision(precision, device):
     where the device computes in bf16 natively (most GPUs, CPUs with
     AVX512-BF16 or AMX), fp16 with a gradient scaler on older GPUs, and fp32
     elsewhere."""
+    cuda = device.type == "cuda"
     if precision == "fp32":
         return None, False
-    if device.type != "cuda":
-        if precision == "auto":
-            return (torch.bfloat16, False) if _auto_bf16(device) else (None, False)
-        if precision == "bf16" and device.type == "cpu":
+    if precision == "auto":
+        if _auto_bf16(device):
             return torch.bfloat16, False
-        raise ValueError(f"precision={precision!r} needs a CUDA device; got device {device}.")
-    if precision == "bf16" or (precision == "auto" and _auto_bf16(device)):
+        return (torch.float16, True) if cuda else (None, False)
+    if precision == "bf16" and (cuda or device.type == "cpu"):
         return torch.bfloat16, False
-    return torch.float16, True
+    if precision == "fp16" and cuda:
+        return torch.float16, True
+    raise ValueError(f"precision={precision!r} needs a CUDA device; got device {device}.")
 
 
 def precision_name(precision, device):
@@ -410,7 +411,7 @@ def try_compile(model):
 
 def _clone_state(module):
     """Parameters and buffers (batch-norm statistics too), by value."""
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return _clone_tree(module.state_dict())
 
 
 def _clone_tree(obj):
