@@ -247,18 +247,22 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         where that is larger).
     tile_overlap : float, default=0.25
         Overlap of neighbouring tiles, in [0, 1).
-    tta : {"auto", True, False}, default=False
+    tta : {"auto", True, False}, default="auto"
         Test-time augmentation: average the predictions over mirrored (and
         turned) copies of the input. True uses the flips and, for square
         inputs, the quarter turns (8 views; 4 for other inputs); "auto" uses
-        the views the default augmentation trained the network to expect
-        (left-right mirroring for images of 3 channels, all 8 or 4 views for
-        others; see ``tta_``), and none when ``augment`` was set or a
-        Pipeline attached augmenters. Prediction costs as many forward
-        passes as there are views; validation during fit predicts without
-        them, and exported networks do not include them. On the membrane
-        data (600 s of CPU training with the defaults) the 8 views raised
-        mean IoU from 0.796 to 0.798.
+        the views the default augmentation trained the network to expect, as
+        nnU-Net predicts with the mirrorings it trained with (left-right
+        mirroring for images of 3 channels, all 8 or 4 views for others; see
+        ``tta_``), and none when ``augment`` was set or a Pipeline attached
+        augmenters. Prediction costs as many forward passes as there are
+        views (set ``tta=False`` for the fastest prediction); validation
+        during fit predicts without them, and exported networks do not
+        include them. Measured with the defaults on 2 CPU cores: on the
+        membrane slices the 8 views raised mean IoU by 0.004 (0.792 to
+        0.796 after 180 s of training, 0.796 to 0.799 after 600 s), at 8x
+        the prediction time; on RGB shapes (4 classes, 256 x 256) mirroring
+        raised it by 0.000 to 0.009 over four trainings.
     checkpoint_dir : str, path or None, default=None
         Save the training state there after every epoch (atomically).
     resume : bool, default=False
@@ -404,7 +408,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, scoring="mean_iou",
                  max_grad_norm=None, precision="auto", compile=False,
                  foreground_oversampling=0.0, postprocess=None, tiling="auto", tile_size=None,
-                 tile_overlap=0.25, tta=False, checkpoint_dir=None, resume=False,
+                 tile_overlap=0.25, tta="auto", checkpoint_dir=None, resume=False,
                  warm_start=False, device="auto", distributed="auto", random_state=None,
                  verbose=0):
         self.model = model
@@ -719,9 +723,11 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         ``(x - shift[c]) / scale[c]`` for each channel ``c``), move channels
         first, and pad H and W up to multiples of ``pad_multiple``. Crop its
         logits back and take ``classes[logits.argmax(1)]``. The same holds
-        for TorchScript and ONNX files. The file computes in float32: it
-        matches ``predict_proba`` with ``precision="fp32"`` (with "auto",
-        prediction may run in bf16, see ``precision_``).
+        for TorchScript and ONNX files. The file computes in float32 and
+        holds one forward pass: it matches ``predict_proba`` with
+        ``precision="fp32"`` and ``tta=False`` (with "auto", prediction may
+        run in bf16, see ``precision_``, and average mirrored views, see
+        ``tta_``).
         """
         from ._data import intensity_scale
         from ._export import export_network

@@ -119,6 +119,15 @@ def test_predict_writes_one_lossless_mask_per_image(fitted, data, tmp_path):
     assert main(["predict", str(model), str(data["test"][0]), "-o", str(tiff_dir), "-q",
                  "--format", "tiff"]) == 0
     assert len(list(tiff_dir.glob("*.tif"))) == 3
+    # the model's tta="auto" averages 8 views; --no-tta predicts once
+    assert seg.tta == "auto" and seg.tta_ is True
+    once_dir = tmp_path / "once"
+    assert main(["predict", str(model), str(data["test"][0]), "-o", str(once_dir), "-q",
+                 "--no-tta", "--no-palette"]) == 0
+    once = seg.set_params(tta=False).predict(data["X_test"])
+    for i, name in enumerate(data["test_names"]):
+        with Image.open(once_dir / f"{name}.png") as im:
+            np.testing.assert_array_equal(np.asarray(im), once[i])
 
 
 def test_evaluate_json_matches_the_metrics(fitted, data, capsys):

@@ -11,7 +11,7 @@ from sksegment.metrics import dice_score, get_scorer, mean_iou
 
 # fp32: the same arithmetic on every CPU (precision="auto" is bf16 on some)
 FAST = dict(depth=2, width=8, batch_size=8, learning_rate=3e-3, random_state=0, device="cpu",
-            precision="fp32")
+            precision="fp32", tta=False)
 
 
 @pytest.fixture(scope="module")

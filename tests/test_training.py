@@ -44,7 +44,8 @@ def test_early_stopping_stops_and_restores_best(data):
     assert seg.validation_scores_[seg.best_epoch_ - 1] == seg.best_score_
     assert seg.n_iter_ == seg.best_epoch_ + 2  # stopped n_iter_no_change epochs after the best
     # the weights in the estimator are the best epoch's, not the last one's
-    assert seg.score(X[16:], y[16:]) == pytest.approx(seg.best_score_)
+    # (validation predicts without test-time augmentation)
+    assert seg.set_params(tta=False).score(X[16:], y[16:]) == pytest.approx(seg.best_score_)
     assert all("val_score" in h for h in seg.history_)
 
 
@@ -61,6 +62,7 @@ def test_validation_data_without_early_stopping_is_only_recorded(data):
     X, y = data
     seg = CNNSegmenter(**TINY, max_epochs=3).fit(X[:16], y[:16], X_val=X[16:], y_val=y[16:])
     assert seg.n_iter_ == 3 and len(seg.validation_scores_) == 3
+    seg.set_params(tta=False)  # validation predicts without test-time augmentation
     assert seg.score(X[16:], y[16:]) == pytest.approx(seg.validation_scores_[-1])
 
 
@@ -376,9 +378,10 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
         net = (torch.export.load(path).module() if fmt == "torch.export"
                else torch.jit.load(path))
     proba = torch.softmax(net(x), 1).permute(0, 2, 3, 1).detach().numpy()
-    # the file computes in float32, as predict does with precision="fp32"
-    np.testing.assert_allclose(proba, seg.set_params(precision="fp32").predict_proba(X[8:10]),
-                               atol=1e-5)
+    # the file computes in float32, as predict does with precision="fp32", and
+    # has no test-time augmentation
+    expected = seg.set_params(precision="fp32", tta=False).predict_proba(X[8:10])
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
     with pytest.raises(ValueError, match="format"):
         seg.export(tmp_path / "x", format="pickle")
 

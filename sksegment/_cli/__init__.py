@@ -175,8 +175,10 @@ def build_parser():
                          help="output folder (created if absent)")
     predict.add_argument("--proba", action="store_true",
                          help="also write class probabilities to OUTDIR/proba/NAME.tif")
-    predict.add_argument("--tta", action="store_true",
-                         help="test-time augmentation (flips and rotations)")
+    predict.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                         help="test-time augmentation: --tta averages over all flips and "
+                              "rotations, --no-tta predicts once (default: the model's "
+                              "setting; 'auto' for a model fitted with the defaults)")
     predict.add_argument("--no-palette", action="store_true",
                          help="8-bit masks as grayscale PNGs instead of indexed ones")
     predict.add_argument("--format", choices=("auto", "png", "tiff"), default="auto",
@@ -200,8 +202,10 @@ def build_parser():
         help="a metric (repeatable; default: mean_iou, dice, pixel_accuracy); one of "
              + ", ".join(METRICS))
     evaluate.add_argument("--json", action="store_true", help="print JSON, not a table")
-    evaluate.add_argument("--tta", action="store_true",
-                          help="test-time augmentation (flips and rotations)")
+    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                          help="test-time augmentation: --tta averages over all flips and "
+                               "rotations, --no-tta predicts once (default: the model's "
+                               "setting)")
     _data_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 

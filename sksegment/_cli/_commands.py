@@ -234,8 +234,8 @@ def run_predict(args):
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise CLIError(f"output file exists: {str(existing[0])!r}{more}; pass --overwrite "
                            "to replace")
-    if args.tta:
-        seg.set_params(tta=True)
+    if args.tta is not None:
+        seg.set_params(tta=args.tta)
     seg.set_params(verbose=0)
 
     outdir.mkdir(parents=True, exist_ok=True)
@@ -292,8 +292,8 @@ def run_evaluate(args):
     X, y, names = load_image_folder(images, masks, as_gray=args.as_gray,
                                     palette=_palette(args), return_names=True)
     _progress(args.quiet, f"data: {_describe_data(X, y)}")
-    if args.tta:
-        seg.set_params(tta=True)
+    if args.tta is not None:
+        seg.set_params(tta=args.tta)
     seg.set_params(verbose=0 if args.quiet else 1)
     with contextlib.redirect_stdout(sys.stderr):
         y_pred = model.predict(X)
