@@ -102,13 +102,16 @@ class FitMixin:
             # the segmenter's own augmenters (a standardiser among them is
             # fitted here, after the deterministic ops attached to X)
             augment = self.augment
-            if augment == "auto":  # the defaults, unless a Pipeline attached augmenters
-                augment = (None if len(chain) > len(chain.deterministic())
-                           else _planning.default_augmenters(self.n_channels_in_))
+            default_augment = (augment == "auto"  # unless a Pipeline attached augmenters
+                               and len(chain) == len(chain.deterministic()))
+            if augment == "auto":
+                augment = (_planning.default_augmenters(self.n_channels_in_) if default_augment
+                           else None)
                 if not continuing:
-                    self.tta_ = _planning.tta_for(self.n_channels_in_, augment is not None)
+                    self.tta_ = _planning.tta_for(self.n_channels_in_, default_augment)
             elif not continuing:
                 self.tta_ = False
+            self.augment_ = augment
             self._augment_chain = make_chain(augment, X=X)
             full_chain = _join_chains(chain, self._augment_chain)
             counts = count_pixels(masks, codec, self.n_classes_)
@@ -152,6 +155,8 @@ class FitMixin:
                 else _planning.MAX_EPOCHS if self.max_time is None else _planning.UNBOUNDED)
             schedule_epochs = (epochs if self.max_epochs != "auto" or self.max_time is None
                                else math.inf)
+            before_epoch = (self._augment_by_budget(chain, prepare, X, epochs)
+                            if default_augment and not incremental else None)
             trainer = _training.Trainer(
                 model, loss_fn, device=device, optimizer=self.optimizer,
                 learning_rate=self.learning_rate, weight_decay=self.weight_decay,
@@ -188,7 +193,7 @@ class FitMixin:
                 validate=validate, early_stopping=self.early_stopping and validate is not None,
                 n_iter_no_change=self.n_iter_no_change, tol=self.tol, generator=generator,
                 checkpoint_path=checkpoint, checkpoint_meta=meta, verbose=self.verbose,
-                max_time=self.max_time, time_offset=time_offset)
+                max_time=self.max_time, time_offset=time_offset, before_epoch=before_epoch)
 
         self._store_log(log)
         log.best_state = None  # restored already; frees its memory
@@ -226,6 +231,33 @@ class FitMixin:
         if kind is None:
             _warn_unscaled(stats)
         return choice["reasons"]
+
+    def _augment_by_budget(self, chain, prepare, X, epochs):
+        """``augment="auto"`` follows the budget: before each epoch, the
+        preparer gets the flips alone or the flips with the affine and
+        intensity changes (:func:`sksegment._planning.augment_extras`), from
+        ``epochs`` and, under ``max_time``, the first epoch's seconds (each
+        process of a data-parallel fit measures its own; the steps keep
+        them in step)."""
+        flips = _planning.default_augmenters(self.n_channels_in_, extras=False)
+        own = make_chain(flips, X=X)
+        options = {True: (self.augment_, self._augment_chain, prepare.chain),
+                   False: (flips, own, _join_chains(chain, own))}
+        told = []
+
+        def before_epoch(history):
+            planned = _planning.projected_epochs(
+                epochs, self.max_time, history[0]["seconds"] if history else None)
+            extras = _planning.augment_extras(planned)
+            self.augment_, self._augment_chain, prepare.chain = options[extras]
+            if self.verbose and planned is not None and not told:
+                told.append(True)
+                print(f"sksegment: augment: flips{' and turns' * (self.n_channels_in_ != 3)}"
+                      f"{', affine and intensity changes' if extras else ' only'} "
+                      f"(about {min(planned, 1e6):.0f} epochs; the changes from "
+                      f"{_planning.MIN_EPOCHS_FOR_EXTRAS})", file=sys.stderr, flush=True)
+
+        return before_epoch
 
     def _declared_depth(self):
         """``depth``, or for "auto" with a custom network that declares a

@@ -184,11 +184,18 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         batch on the device during training only, after any augmenters
         attached by earlier Pipeline steps. "auto" flips images of 3
         channels (photographs, which have an up and a down) left to right and
-        any other image along both axes with quarter turns, and gives each
-        image a 30 % chance of a small rotation and scaling, of a change of
-        brightness and contrast and of a gamma change (a milder form of
-        nnU-Net's augmentation); it adds nothing when earlier Pipeline steps
-        attached random augmenters. None adds none.
+        any other image along both axes with quarter turns, and, in fits of
+        20 epochs or more, gives each image a 30 % chance of a small rotation
+        and scaling, of a change of brightness and contrast and of a gamma
+        change (a milder form of nnU-Net's augmentation). Under ``max_time``
+        the first epoch's time tells how many epochs fit: the first epoch
+        trains with the flips alone, and the changes join from the second
+        when the budget holds 20 epochs. They regularise over many epochs
+        and slow fitting before that (measured: on RGB shapes of 256 x 256,
+        0.596 mean IoU with the flips alone against 0.564 with the changes
+        after 15 epochs; on smaller shapes 0.876 with the changes against
+        0.861 after 28). "auto" adds nothing when earlier Pipeline steps
+        attached random augmenters; see ``augment_``. None adds none.
     lr_schedule : {"constant", "cosine", "onecycle", "plateau"}, default="onecycle"
         Learning-rate schedule over ``max_epochs`` (or ``max_time``):
         "onecycle" rises to ``learning_rate`` over the first 30 % and falls
@@ -324,6 +331,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         per channel after the dtype scaling.
     postprocessing_ : sksegment.postprocessing.PostProcessor or None
         What ``predict`` applies to the label images.
+    augment_ : list of augmenters, or as given
+        ``augment`` resolved: with "auto", the augmenters the last epoch
+        trained with (None when a Pipeline attached augmenters); otherwise
+        ``augment`` itself.
     tta_ : bool or "horizontal"
         The test-time augmentation ``tta="auto"`` resolved to.
     model_ : torch.nn.Module

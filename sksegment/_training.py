@@ -521,7 +521,7 @@ def _restore(trainer, snapshot):
 def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=None,
                validate=None, early_stopping=False, n_iter_no_change=10, tol=1e-4,
                generator=None, checkpoint_path=None, checkpoint_meta=None, verbose=0,
-               max_time=None, time_offset=0.0):
+               max_time=None, time_offset=0.0, before_epoch=None):
     """Train for up to ``n_epochs`` more epochs, or until ``max_time`` seconds
     (counted from ``time_offset``, the seconds an interrupted run already
     spent) are spent.
@@ -536,8 +536,9 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     Each epoch first draws a seed from ``rng`` (a NumPy RandomState) and seeds
     torch and ``generator`` (the augmentation generator) with it, so the
     NumPy state alone decides the rest of a run: a checkpoint stores it, and
-    resumes on any device. Returns True when training was interrupted by
-    KeyboardInterrupt.
+    resumes on any device. ``before_epoch`` (or None) is called with the
+    history so far (``log.history``) before each epoch's batches are drawn.
+    Returns True when training was interrupted by KeyboardInterrupt.
     """
     model = trainer.model
     dist = trainer.dist  # data parallel (sksegment._distributed): shared figures
@@ -555,6 +556,8 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
 
     try:
         for epoch in range(start_epoch, start_epoch + n_epochs):
+            if before_epoch is not None:
+                before_epoch(log.history)
             t0 = clock()
             epoch_seed = int(rng.randint(np.iinfo(np.int32).max))
             # the epoch's batches come from a generator of its own, alike on

@@ -328,6 +328,57 @@ def test_auto_augmentation_follows_the_channels():
     assert "RandomRotate90" not in photo and default_augmenters(3)[0].axes == ("horizontal",)
     assert other[:2] == ["RandomFlip", "RandomRotate90"]
     assert {"RandomAffine", "RandomBrightnessContrast", "RandomGamma"} <= set(photo) & set(other)
+    assert [type(a).__name__ for a in default_augmenters(1, extras=False)] == other[:2]
+
+
+def test_the_extra_augmentation_waits_for_a_long_enough_fit():
+    from sksegment._planning import MIN_EPOCHS_FOR_EXTRAS, augment_extras, projected_epochs
+
+    assert projected_epochs(50, None, None) == 50  # no budget: the epochs
+    assert projected_epochs(10**9, 60.0, None) is None  # budget: wait for epoch 1
+    assert projected_epochs(10**9, 60.0, 2.0) == 30
+    assert projected_epochs(12, 60.0, 2.0) == 12  # max_epochs still caps
+    assert not augment_extras(None) and not augment_extras(MIN_EPOCHS_FOR_EXTRAS - 1)
+    assert augment_extras(MIN_EPOCHS_FOR_EXTRAS)
+
+
+def _names(seg):
+    return [type(a).__name__ for a in seg.augment_]
+
+
+def test_auto_augmentation_follows_the_epochs(data, monkeypatch):
+    from sksegment import _planning
+
+    X, y = data
+    monkeypatch.setattr(_planning, "MIN_EPOCHS_FOR_EXTRAS", 3)
+    short = CNNSegmenter(**{**TINY, "max_epochs": 2}).fit(X, y)
+    assert _names(short) == ["RandomFlip", "RandomRotate90"]
+    long = CNNSegmenter(**{**TINY, "max_epochs": 3}).fit(X, y)
+    assert _names(long)[:2] == ["RandomFlip", "RandomRotate90"] and len(long.augment_) == 5
+    assert long.get_params()["augment"] == "auto"
+    assert CNNSegmenter(**TINY, augment=None).fit(X, y).augment_ is None
+    # partial_fit is not a budget: the whole chain
+    assert len(CNNSegmenter(**TINY).partial_fit(X, y).augment_) == 5
+
+    # under max_time the first epoch trains with the flips and tells the pace
+    seen = []
+    rule = _planning.augment_extras
+    monkeypatch.setattr(_planning, "augment_extras", lambda e: seen.append(e) or rule(e))
+    timed = CNNSegmenter(**{**TINY, "max_epochs": 3, "max_time": 600}).fit(X, y)
+    assert seen == [None, 3, 3] and len(timed.augment_) == 5
+    seen.clear()
+    timed = CNNSegmenter(**{**TINY, "max_epochs": 2, "max_time": 600}).fit(X, y)
+    assert seen == [None, 2] and _names(timed) == ["RandomFlip", "RandomRotate90"]
+
+
+def test_auto_augmentation_is_printed(data, monkeypatch, capsys):
+    from sksegment import _planning
+
+    X, y = data
+    monkeypatch.setattr(_planning, "MIN_EPOCHS_FOR_EXTRAS", 3)
+    CNNSegmenter(**{**TINY, "max_epochs": 2, "verbose": 1}).fit(X, y)
+    err = capsys.readouterr().err
+    assert "augment: flips and turns only (about 2 epochs; the changes from 3)" in err
 
 
 def test_partial_fit_trains_at_the_learning_rate(data):
