@@ -281,11 +281,11 @@ def render(results, machine, mode):
         b = next(iter(results[key].values()))["budget_seconds"]
         n_test = spec["n_samples"] - spec["n_train"]
         size = spec["image_size"]
-        lines += ["", (f"{key.capitalize()} (RGB, {spec['n_classes']} classes, {size}x{size}; "
-                       f"{spec['n_train']} training and {n_test} test images), "
-                       f"max_time={b:.0f} s for both; mean Dice over the classes."), "",
-                  _common.table(header, rows)]
-    return "\n".join(lines)
+        title = (f"{key.capitalize()} (RGB, {spec['n_classes']} classes, {size}x{size}; "
+                 f"{spec['n_train']} training and {n_test} test images), "
+                 f"max_time={b:.0f} s for both; mean Dice over the classes.")
+        lines += [""] * (lines[-1] != "") + [title, "", _common.table(header, rows), ""]
+    return "\n".join(lines).rstrip("\n")
 
 
 if __name__ == "__main__":

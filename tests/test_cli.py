@@ -178,6 +178,9 @@ def test_info_shows_classes_parameters_and_versions(fitted, tmp_path, capsys):
     assert info["saved_versions"]["torch"] == torch.__version__
     assert info["choices"]["depth"] == 2 and info["choices"]["normalize"] == "zscore"
     assert info["choices"]["precision"] == seg.precision_ in ("fp32", "bf16")
+    # one epoch: the flips alone; grayscale: all 8 views at predict
+    assert info["choices"]["augment"] == ["RandomFlip", "RandomRotate90"]
+    assert info["choices"]["tta"] is True
     assert info["parameters"]["width"]["changed"] is True
     assert info["parameters"]["tta"]["changed"] is False
     assert info["training"]["epochs"] == 1 and info["classes"] == [0, 1, 2]

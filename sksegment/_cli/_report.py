@@ -204,7 +204,17 @@ def _choices(seg):
             "norm": getattr(seg, "norm_", None),
             "normalize": normalization["kind"] if normalization else None,
             "precision": getattr(seg, "precision_", None),
+            "augment": _augment_names(getattr(seg, "augment_", None)),
+            "tta": seg._tta() if hasattr(seg, "tta_") or seg.tta != "auto" else None,
             "postprocessing": repr(post) if post is not None else None}
+
+
+def _augment_names(augment):
+    """The augmenters' class names (the repr of anything else given), or None."""
+    if augment is None:
+        return None
+    items = augment if isinstance(augment, (list, tuple)) else [augment]
+    return [type(a).__name__ for a in items]
 
 
 def _format_choices(c):
@@ -213,6 +223,10 @@ def _format_choices(c):
             f"{c['norm']} norm, normalize {c['normalize']}")
     if c.get("precision"):  # absent from the reports of older fits
         text += f", {c['precision']}"
+    if c.get("augment"):
+        text += f", augment {'+'.join(c['augment'])}"
+    if c.get("tta"):
+        text += f", tta {c['tta']}"
     return text + (f", post-processing {c['postprocessing']}" if c["postprocessing"] else "")
 
 
