@@ -210,7 +210,8 @@ def _choices(seg):
 
 
 def _augment_names(augment):
-    """The augmenters' class names (the repr of anything else given), or None."""
+    """The class names of the augmenters (of the one object given, when
+    ``augment`` was not a list), or None."""
     if augment is None:
         return None
     items = augment if isinstance(augment, (list, tuple)) else [augment]
