@@ -155,8 +155,6 @@ class FitMixin:
                 else _planning.MAX_EPOCHS if self.max_time is None else _planning.UNBOUNDED)
             schedule_epochs = (epochs if self.max_epochs != "auto" or self.max_time is None
                                else math.inf)
-            before_epoch = (self._augment_by_budget(chain, prepare, X, epochs)
-                            if default_augment and not incremental else None)
             trainer = _training.Trainer(
                 model, loss_fn, device=device, optimizer=self.optimizer,
                 learning_rate=self.learning_rate, weight_decay=self.weight_decay,
@@ -177,6 +175,10 @@ class FitMixin:
                 trainer.schedule.max_epochs = max(trainer.schedule.max_epochs,
                                                   len(log.history) + schedule_epochs)
                 trainer.schedule.max_time = self.max_time
+            # epochs of earlier fits (a warm start) are not this fit's pace;
+            # those a resumed checkpoint restores are
+            before_epoch = (self._augment_by_budget(chain, prepare, X, epochs, len(log.history))
+                            if default_augment and not incremental else None)
 
             meta = {"classes": self.classes_.tolist(), "n_channels": int(self.n_channels_in_),
                     "network": type(model).__name__}
@@ -232,26 +234,27 @@ class FitMixin:
             _warn_unscaled(stats)
         return choice["reasons"]
 
-    def _augment_by_budget(self, chain, prepare, X, epochs):
+    def _augment_by_budget(self, chain, prepare, X, epochs, first):
         """``augment="auto"`` follows the budget: before each epoch, the
         preparer gets the flips alone or the flips with the affine and
         intensity changes (:func:`sksegment._planning.augment_extras`), from
-        ``epochs`` and, under ``max_time``, the first epoch's seconds (each
-        process of a data-parallel fit measures its own; the steps keep
-        them in step)."""
+        ``epochs`` and, under ``max_time``, the seconds of this fit's first
+        epoch, ``history[first]`` (each process of a data-parallel fit
+        measures its own; the steps keep them in step)."""
         flips = _planning.default_augmenters(self.n_channels_in_, extras=False)
         own = make_chain(flips, X=X)
         options = {True: (self.augment_, self._augment_chain, prepare.chain),
                    False: (flips, own, _join_chains(chain, own))}
-        told = []
+        told = False
 
         def before_epoch(history):
-            planned = _planning.projected_epochs(
-                epochs, self.max_time, history[0]["seconds"] if history else None)
+            nonlocal told
+            pace = history[first]["seconds"] if len(history) > first else None
+            planned = _planning.projected_epochs(epochs, self.max_time, pace)
             extras = _planning.augment_extras(planned)
             self.augment_, self._augment_chain, prepare.chain = options[extras]
             if self.verbose and planned is not None and not told:
-                told.append(True)
+                told = True
                 print(f"sksegment: augment: flips{' and turns' * (self.n_channels_in_ != 3)}"
                       f"{', affine and intensity changes' if extras else ' only'} "
                       f"(about {min(planned, 1e6):.0f} epochs; the changes from "

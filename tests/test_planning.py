@@ -369,6 +369,12 @@ def test_auto_augmentation_follows_the_epochs(data, monkeypatch):
     seen.clear()
     timed = CNNSegmenter(**{**TINY, "max_epochs": 2, "max_time": 600}).fit(X, y)
     assert seen == [None, 2] and _names(timed) == ["RandomFlip", "RandomRotate90"]
+    # a warm start measures its own pace, not that of the fit before it
+    warm = CNNSegmenter(**{**TINY, "max_epochs": 2, "max_time": 600, "warm_start": True})
+    warm.fit(X, y)
+    seen.clear()
+    warm.fit(X, y)
+    assert seen == [None, 2] and len(warm.history_) == 4
 
 
 def test_auto_augmentation_is_printed(data, monkeypatch, capsys):
