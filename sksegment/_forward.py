@@ -3,14 +3,12 @@ network's multiple, the channels-last layout, test-time augmentation, the
 Gaussian weights that blend tiles, and the finished per-image arrays.
 """
 
-import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 
 from ._data import to_tensor
-from ._validation import check_int, check_size
+from ._validation import check_int, check_number, check_size
 
 
 # ---------------------------------------------------------------------- #
@@ -141,14 +139,8 @@ def gaussian_importance_map(tile_h, tile_w, sigma_scale=1 / 8, *, min_weight=1e-
     """
     tile_h = check_int(tile_h, "tile_h", low=1)
     tile_w = check_int(tile_w, "tile_w", low=1)
-    if isinstance(sigma_scale, bool) or not isinstance(sigma_scale, numbers.Real):
-        raise TypeError(f"sigma_scale must be a positive float; got {sigma_scale!r}.")
-    if not math.isfinite(sigma_scale) or sigma_scale <= 0:
-        raise ValueError(f"sigma_scale must be a positive float; got {sigma_scale}.")
-    if isinstance(min_weight, bool) or not isinstance(min_weight, numbers.Real):
-        raise TypeError(f"min_weight must be a float in (0, 1]; got {min_weight!r}.")
-    if not 0.0 < float(min_weight) <= 1.0:
-        raise ValueError(f"min_weight must be a float in (0, 1]; got {min_weight}.")
+    sigma_scale = check_number(sigma_scale, "sigma_scale", low=0, low_open=True)
+    min_weight = check_number(min_weight, "min_weight", low=0, high=1, low_open=True)
 
     def profile(n):
         d = torch.arange(n, dtype=torch.float64) - (n - 1) / 2.0

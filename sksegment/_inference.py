@@ -30,7 +30,7 @@ from ._forward import (  # noqa: F401  (pad_to_multiple and gaussian_importance_
     gaussian_importance_map,
     pad_to_multiple,
 )
-from ._validation import check_bool, check_int, is_int
+from ._validation import check_bool, check_int, check_number, is_int
 
 #: Default pixel budget of ``iter_predictions``: with ``tiling="auto"`` an
 #: image with more pixels than this is predicted in tiles, and a whole-image
@@ -75,11 +75,7 @@ def check_tile_size(tile_size, pad_multiple):
 
 
 def _check_overlap(tile_overlap):
-    if isinstance(tile_overlap, (bool, np.bool_)) or not isinstance(tile_overlap, numbers.Real):
-        raise TypeError(f"tile_overlap must be a float in [0, 1); got {tile_overlap!r}.")
-    if not 0.0 <= float(tile_overlap) < 1.0:
-        raise ValueError(f"tile_overlap must be a float in [0, 1); got {tile_overlap}.")
-    return float(tile_overlap)
+    return check_number(tile_overlap, "tile_overlap", low=0, high=1, high_open=True)
 
 
 def _check_tiling(tiling):

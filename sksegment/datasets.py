@@ -10,7 +10,6 @@ Images are returned channels last, ``(n, H, W)`` or ``(n, H, W, C)``, with
 label images ``(n, H, W)``, as every estimator in :mod:`sksegment` expects.
 """
 
-import numbers
 import os
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from skimage import draw
 from sklearn.utils import check_random_state
 
 from ._folders import load_image_folder, load_images, save_masks
+from ._validation import check_int, check_number, check_size
 
 __all__ = ["load_image_folder", "load_images", "load_membrane", "make_shapes", "save_masks"]
 
@@ -28,34 +28,6 @@ SHAPE_CLASSES = {1: "textured disc", 2: "square", 3: "triangle", 4: "ring"}
 
 _DTYPES = {"uint8": np.uint8, "float32": np.float32, "float64": np.float64}
 _MAX_CLASSES = len(SHAPE_CLASSES) + 1
-
-
-def _check_int(value, name, minimum, maximum=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer; got {value!r}.")
-    if value < minimum or (maximum is not None and value > maximum):
-        expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be an integer {expected}; got {value}.")
-    return int(value)
-
-
-def _check_image_size(image_size):
-    if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
-        sizes = (image_size, image_size)
-    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
-        sizes = tuple(image_size)
-    else:
-        raise TypeError(
-            f"image_size must be an integer or a pair of integers (H, W); got {image_size!r}."
-        )
-    for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-            raise TypeError(
-                f"image_size must be an integer or a pair of integers (H, W); got {image_size!r}."
-            )
-        if s < 16:
-            raise ValueError(f"image_size must be at least 16 pixels per side; got {image_size!r}.")
-    return int(sizes[0]), int(sizes[1])
 
 
 def _check_dtype(dtype):
@@ -190,14 +162,11 @@ def make_shapes(n_samples=100, image_size=64, n_classes=3, noise=0.1, n_channels
     ...             random_state=0)[0].shape
     (2, 16, 24, 3)
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    height, width = _check_image_size(image_size)
-    n_classes = _check_int(n_classes, "n_classes", 2, _MAX_CLASSES)
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
-        raise TypeError(f"noise must be a non-negative float; got {noise!r}.")
-    if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a non-negative finite float; got {noise}.")
-    n_channels = _check_int(n_channels, "n_channels", 1)
+    n_samples = check_int(n_samples, "n_samples", low=1)
+    height, width = check_size(image_size, "image_size", low=16)
+    n_classes = check_int(n_classes, "n_classes", low=2, high=_MAX_CLASSES)
+    noise = check_number(noise, "noise", low=0)
+    n_channels = check_int(n_channels, "n_channels", low=1)
     out_dtype = _check_dtype(dtype)
     rs = check_random_state(random_state)
 

@@ -18,7 +18,6 @@ tab10 and tab20 tones). matplotlib is imported only when a function is
 called; install it with ``pip install sksegment[plot]``.
 """
 
-import numbers
 
 import numpy as np
 import torch
@@ -35,6 +34,7 @@ from ._plot_classes import (
     display_image,
     resolve_classes,
 )
+from ._validation import check_int, check_number
 from .augmentation import make_chain, unwrap
 
 __all__ = [
@@ -131,8 +131,7 @@ def plot_augmentations(augment, X, y=None, *, n=4, random_state=None, fig=None,
     >>> len(fig.axes)
     6
     """
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be a positive integer; got {n!r}.")
+    n = check_int(n, "n", low=1)
     images, pre = unwrap(X)
     imgs = check_images(images, "X")
     chain = pre + make_chain(augment, X=X)
@@ -378,8 +377,6 @@ def plot_overlay(image, labels, *, classes=None, class_names=None, background="a
 
 
 def _check_alpha(alpha):
-    from ._validation import check_number
-
     return check_number(alpha, "alpha", low=0, high=1)
 
 

@@ -121,7 +121,7 @@ def test_no_intensity_threshold_solves_it():
     ({"n_samples": 2.0}, TypeError, "n_samples"),
     ({"image_size": 15}, ValueError, "image_size"),
     ({"image_size": (32, 8)}, ValueError, "image_size"),
-    ({"image_size": (32, 32, 3)}, TypeError, "image_size"),
+    ({"image_size": (32, 32, 3)}, ValueError, "image_size"),
     ({"image_size": "64"}, TypeError, "image_size"),
     ({"n_classes": 1}, ValueError, r"n_classes must be an integer in \[2, 5\]"),
     ({"n_classes": 6}, ValueError, "n_classes"),
