@@ -163,7 +163,8 @@ def main(argv=None):
     parser.add_argument("--ablation", type=float, default=None, metavar="SECONDS",
                         help="instead: the defaults against one change each (loss, schedule, "
                              "learning rate, norm layers, normalisation, augmentation, patch "
-                             "rule) on the membrane data, each with this max_time")
+                             "rule, Dice without the background, test-time augmentation) on "
+                             "the membrane data, each with this max_time")
     args = parser.parse_args(argv)
     if args.ablation is not None:
         return ablation(args)
@@ -218,7 +219,20 @@ ABLATION = (
     ("no normalisation", {"normalize": None}),
     ("no augmentation", {"augment": None}),
     ("patches of 128, batch 8, depth 3", {"patch_size": 128, "batch_size": 8, "depth": 3}),
+    ("Dice without the background class", {"loss_params": {"dice": {"include_background": False}}}),
+    ("affine and intensity changes from the first epoch", "extras"),
+    ("no test-time augmentation", {"tta": False}),
 )
+
+
+def _ablation_params(params):
+    """A row's parameters; "extras" is the default chain with the changes
+    whatever the budget (the 8 test-time views kept, as the defaults')."""
+    if params == "extras":
+        from sksegment._planning import default_augmenters
+
+        return {"augment": default_augmenters(1, extras=True), "tta": True}
+    return params
 
 
 def ablation(args):
@@ -232,7 +246,8 @@ def ablation(args):
     from sksegment.datasets import load_membrane
 
     X, y = load_membrane(path)
-    rows = {name: run_cnn(X[TRAIN], y[TRAIN], X[TEST], y[TEST], params, args.ablation, device,
+    rows = {name: run_cnn(X[TRAIN], y[TRAIN], X[TEST], y[TEST], _ablation_params(params),
+                          args.ablation, device,
                           print, name) for name, params in ABLATION}
     header = ["change from the defaults", "mean IoU", "Dice", "pixel accuracy", "fit s",
               "epochs", "choices"]
