@@ -3,7 +3,6 @@ network's multiple, the channels-last layout, test-time augmentation, the
 Gaussian weights that blend tiles, and the finished per-image arrays.
 """
 
-
 import torch
 import torch.nn.functional as F
 

@@ -18,7 +18,6 @@ tab10 and tab20 tones). matplotlib is imported only when a function is
 called; install it with ``pip install sksegment[plot]``.
 """
 
-
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
