@@ -247,8 +247,8 @@ def ablation(args):
 
     X, y = load_membrane(path)
     rows = {name: run_cnn(X[TRAIN], y[TRAIN], X[TEST], y[TEST], _ablation_params(params),
-                          args.ablation, device,
-                          print, name) for name, params in ABLATION}
+                          args.ablation, device, print, name)
+            for name, params in ABLATION}
     header = ["change from the defaults", "mean IoU", "Dice", "pixel accuracy", "fit s",
               "epochs", "choices"]
     markdown = "\n".join([f"Machine: {_common.machine_line(machine)}.", "",

@@ -74,10 +74,6 @@ def check_tile_size(tile_size, pad_multiple):
     return tuple(-(-t // m) * m for t, m in zip(tile, pad_multiple))
 
 
-def _check_overlap(tile_overlap):
-    return check_number(tile_overlap, "tile_overlap", low=0, high=1, high_open=True)
-
-
 def _check_tiling(tiling):
     if isinstance(tiling, (bool, np.bool_)):
         return bool(tiling)
@@ -419,7 +415,7 @@ def make_predictions(model, images, *, device, output="proba", batch_size=8, pad
         raise TypeError(f"transform must be None or a callable; got {transform!r}.")
     tiling = _check_tiling(tiling)
     tile = check_tile_size(tile_size, pad)
-    overlap = _check_overlap(tile_overlap)
+    overlap = check_number(tile_overlap, "tile_overlap", low=0, high=1, high_open=True)
     if not (isinstance(tta, str) and tta == "horizontal"):
         tta = check_bool(tta, "tta")
     max_pixels = check_int(max_tile_pixels, "max_tile_pixels", low=1)
