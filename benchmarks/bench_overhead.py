@@ -144,8 +144,8 @@ def train_sksegment(X, y, cfg, *, epochs, device, precision, compile, random_sta
 
 
 class _HandLoop:
-    """What both hand-written loops share: the network (seeded alike), Adam,
-    cross entropy, optional compile and bf16 autocast, and one training step."""
+    """What both hand-written loops share: the network (seeded alike), Adam
+    (fused in the channels_last loop), cross entropy, optional compile and bf16 autocast, and one training step."""
 
     def __init__(self, y, cfg, *, device, precision, compile, random_state, channels_last):
         from sksegment.models import UNet
@@ -154,7 +154,8 @@ class _HandLoop:
         self.model = UNet(1, int(y.max()) + 1, depth=cfg["depth"], width=cfg["width"]).to(device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        # the like-with-like loop also updates with Adam's fused kernels, as fit does
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=channels_last)
         self.criterion = nn.CrossEntropyLoss()
         self.forward = torch.compile(self.model) if compile else self.model
         self.device, self.autocast = device, precision == "bf16"

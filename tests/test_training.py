@@ -1,6 +1,7 @@
 """Training users can trust: early stopping, schedules, NaN guard, interruption,
 warm start, partial_fit, checkpoints, oversampling, export."""
 
+import copy
 import math
 import subprocess
 import sys
@@ -168,6 +169,43 @@ def test_max_grad_norm_clips(data):
 
     clipped, free = drift(max_grad_norm=1e-6), drift()
     assert clipped < 1e-6 < free
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_optimizers_are_fused_and_make_the_plain_update(name):
+    """The optimizers use torch's fused kernels where they apply, and the
+    weights follow the same path as with torch's per-tensor update."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.Conv2d(4, 3, 1))
+    twin = copy.deepcopy(net)
+    start = [p.detach().clone() for p in net.parameters()]
+    fused = _training.make_optimizer(name, net.parameters(), 1e-2, 1e-3)
+    plain = _training.make_optimizer(name, twin.parameters(), 1e-2, 1e-3)
+    for group in plain.param_groups:
+        group["fused"] = False
+    assert fused.param_groups[0]["fused"] is True
+    x = torch.randn(2, 2, 8, 8)
+    for _ in range(3):
+        for model, opt in ((net, fused), (twin, plain)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(net.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert all(not torch.equal(p, q) for p, q in zip(net.parameters(), start))
+
+
+def test_optimizer_falls_back_where_fused_kernels_do_not_apply():
+    """A network holding a parameter that is not floating point (a frozen
+    integer table) trains with the per-tensor update."""
+    net = torch.nn.Conv2d(1, 2, 1)
+    net.table = torch.nn.Parameter(torch.arange(3), requires_grad=False)
+    opt = _training.make_optimizer("adam", net.parameters(), 1e-2, 0.0)
+    assert not opt.param_groups[0]["fused"]
+    before = net.weight.detach().clone()
+    net(torch.randn(1, 1, 4, 4)).sum().backward()
+    opt.step()
+    assert not torch.equal(before, net.weight)
 
 
 # --------------------------------------------------------------------------- #
