@@ -368,9 +368,10 @@ class Context:
         _dist().all_reduce(value, op=_dist().ReduceOp.MAX)
         return bool(value.item())
 
-    def broadcast_score(self, score):
-        """Rank 0's validation score, on every rank."""
-        value = torch.tensor([float(score)], dtype=torch.float64, device=self.comm_device)
+    def broadcast_float(self, number):
+        """Rank 0's ``number`` (a validation score, an epoch's seconds), on
+        every rank."""
+        value = torch.tensor([float(number)], dtype=torch.float64, device=self.comm_device)
         _dist().broadcast(value, src=0)
         return float(value.item())
 
@@ -449,7 +450,7 @@ class Context:
         sharded = ShardedSampler(sampler, self.rank, self.world_size)
         if validate is None:
             return sharded, None
-        return sharded, lambda: self.broadcast_score(validate())
+        return sharded, lambda: self.broadcast_float(validate())
 
     def _to_sync_batchnorm(self, model):
         """Swap each batch-norm layer for a SyncBatchNorm sharing its

@@ -239,8 +239,8 @@ class FitMixin:
         preparer gets the flips alone or the flips with the affine and
         intensity changes (:func:`sksegment._planning.augment_extras`), from
         ``epochs`` and, under ``max_time``, the seconds of this fit's first
-        epoch, ``history[first]`` (each process of a data-parallel fit
-        measures its own; the steps keep them in step)."""
+        epoch, ``history[first]`` (rank 0's in a data-parallel fit, so that
+        every process makes the same choice)."""
         flips = _planning.default_augmenters(self.n_channels_in_, extras=False)
         own = make_chain(flips, X=X)
         options = {True: (self.augment_, self._augment_chain, prepare.chain),

@@ -612,6 +612,8 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                 record["val_score"] = score
                 log.validation_scores.append(score)
             record["seconds"] = clock() - t0
+            if dist is not None:  # one history, one pace for rules that read it
+                record["seconds"] = dist.broadcast_float(record["seconds"])
             log.train_time = time_before + clock() - call_start
             record["time"] = log.train_time
             log.history.append(record)

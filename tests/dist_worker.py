@@ -52,8 +52,7 @@ def run_fit(config, rank):
         warnings.simplefilter("ignore")
         wrappers = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
     result = {"state": {k: v.clone() for k, v in seg.model_.state_dict().items()},
-              "history": [{k: v for k, v in h.items() if k not in ("seconds", "time")}
-                          for h in seg.history_],
+              "history": [{k: v for k, v in h.items() if k != "time"} for h in seg.history_],
               "group_left": dist.is_initialized(), "wrappers_alive": wrappers,
               "modules": sorted({type(m).__name__ for m in seg.model_.modules()}),
               "pickle": pickle.dumps(seg), "predict": seg.predict(X[:2])}

@@ -267,7 +267,10 @@ def test_ranks_end_with_identical_ordinary_estimators(two_ranks):
     (_, a, _), (_, b, _) = two_ranks[0]
     for k in a["state"]:  # batch-norm statistics too
         assert torch.equal(a["state"][k], b["state"][k]), k
+    # one history: the epochs' seconds are rank 0's everywhere (the budget's
+    # augmentation rule reads them), only the wall time "time" is each rank's
     assert a["history"] == b["history"] and len(a["history"]) == 3
+    assert all(h["seconds"] > 0 for h in a["history"])
     assert all("val_score" in h for h in a["history"])
     np.testing.assert_array_equal(a["predict"], b["predict"])
     assert not a["group_left"]  # fit created the group and destroyed it
