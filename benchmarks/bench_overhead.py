@@ -145,7 +145,8 @@ def train_sksegment(X, y, cfg, *, epochs, device, precision, compile, random_sta
 
 class _HandLoop:
     """What both hand-written loops share: the network (seeded alike), Adam
-    (fused in the channels_last loop), cross entropy, optional compile and bf16 autocast, and one training step."""
+    (fused in the channels_last loop), cross entropy, optional compile and
+    bf16 autocast, and one training step."""
 
     def __init__(self, y, cfg, *, device, precision, compile, random_state, channels_last):
         from sksegment.models import UNet

@@ -361,7 +361,7 @@ def plot_overlay(image, labels, *, classes=None, class_names=None, background="a
     names = class_names_for(classes, class_names)
     colours = class_colours(classes, cmap)
     bg = background_label(background, classes)
-    alpha = _check_alpha(alpha)
+    alpha = check_number(alpha, "alpha", low=0, high=1)
     width, height = _panel_size(shown.shape, 4.0)
     fig = _layout_figure("plot_overlay", fig, width + (1.8 if legend else 0.0), height)
     ax = fig.subplots()
@@ -373,10 +373,6 @@ def plot_overlay(image, labels, *, classes=None, class_names=None, background="a
     if legend:
         class_legend(ax, classes, names, colours, bg, title="classes")
     return fig
-
-
-def _check_alpha(alpha):
-    return check_number(alpha, "alpha", low=0, high=1)
 
 
 # --------------------------------------------------------------------------- #
