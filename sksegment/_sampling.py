@@ -16,7 +16,7 @@ import numpy as np
 
 from ._arrays import image_shape, read_region, row_bands
 
-#: Foreground positions kept per image for ``foreground_fraction``.
+#: Positions kept per foreground class and image for ``foreground_fraction``.
 _MAX_FOREGROUND_SAMPLES = 1024
 
 
@@ -40,7 +40,8 @@ class BatchSampler:
         Random crops of this size; None uses whole images (a batch of images
         of different sizes is padded to the largest).
     foreground_fraction : float
-        Share of patches centred on a pixel whose label is not ``background``.
+        Share of patches centred on a pixel whose label is not ``background``:
+        of a class drawn uniformly among the image's foreground classes.
     background : label value or None
         The background label (``classes_[0]``); pixels equal to it, or to
         ``ignore_label``, are not foreground.
@@ -115,53 +116,67 @@ class BatchSampler:
                 read_region(self.masks, i, top, left, ph, pw))
 
     def _foreground_in(self, i, top, bottom):
-        """Flat positions of the foreground pixels in rows ``top:bottom`` of mask ``i``."""
+        """Flat positions and labels of the foreground pixels in rows
+        ``top:bottom`` of mask ``i``."""
         W = image_shape(self.masks, i)[1]
-        msk = read_region(self.masks, i, top, 0, bottom - top, W)
+        msk = read_region(self.masks, i, top, 0, bottom - top, W).ravel()
         fg = msk != self.background
         if self.ignore_label is not None:
             fg &= msk != self.ignore_label
-        return np.flatnonzero(fg) + top * W
+        where = np.flatnonzero(fg)
+        return where + top * W, msk[where]
 
     def _foreground_pixel(self, i, rng):
-        """A random pixel of image ``i`` that is neither background nor
-        unlabelled; (None, None) when the image has none.
-
-        Each mask is scanned once, on first use, in row bands of bounded
-        size; up to ``_MAX_FOREGROUND_SAMPLES`` of its foreground positions
-        are kept (as nnU-Net keeps a subsample of class locations). The
-        subsample is the one ``rng.choice(positions, _MAX_FOREGROUND_SAMPLES,
-        replace=False)`` draws, found without holding every position: a first
-        pass counts them, a second picks the drawn ones.
-        """
+        """A random foreground pixel of image ``i``: a class drawn uniformly
+        among the foreground classes the image holds, then one of its pixels,
+        as nnU-Net's sampler does (rare classes are centred as often as
+        common ones); (None, None) when the image has no foreground."""
         if i not in self._foreground:
-            H, W = image_shape(self.masks, i)
-            bands = row_bands(self.masks, i)
-            counts, kept, total = [], [], 0
-            for top, bottom in bands:
-                where = self._foreground_in(i, top, bottom)
-                counts.append(where.size)
-                total += where.size
-                if total <= _MAX_FOREGROUND_SAMPLES:
-                    kept.append(where)
-            if total <= _MAX_FOREGROUND_SAMPLES:
-                where = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-            else:
-                pick = rng.choice(total, _MAX_FOREGROUND_SAMPLES, replace=False)
-                order = np.argsort(pick, kind="stable")
-                ranks = pick[order]
-                offsets = np.concatenate([[0], np.cumsum(counts)])
-                where = np.empty(_MAX_FOREGROUND_SAMPLES, dtype=np.int64)
-                for b, (top, bottom) in enumerate(bands):
-                    lo, hi = np.searchsorted(ranks, offsets[b:b + 2])
-                    if hi > lo:
-                        positions = self._foreground_in(i, top, bottom)
-                        where[order[lo:hi]] = positions[ranks[lo:hi] - offsets[b]]
-            self._foreground[i] = where.astype(np.int32 if H * W < 2**31 else np.int64)
-        where = self._foreground[i]
-        if where.size == 0:
+            self._foreground[i] = self._scan_foreground(i, rng)
+        per_class = self._foreground[i]
+        if not per_class:
             return None, None
+        where = per_class[rng.randint(len(per_class))]
         return divmod(int(where[rng.randint(where.size)]), image_shape(self.masks, i)[1])
+
+    def _scan_foreground(self, i, rng):
+        """Positions of each foreground class of mask ``i``, at most
+        ``_MAX_FOREGROUND_SAMPLES`` per class (as nnU-Net keeps a subsample
+        of class locations), sorted by class.
+
+        The mask is read in row bands of bounded size, twice: the first pass
+        counts each class's pixels per band, then each class's subsample is
+        drawn as ranks (``rng.choice(count, _MAX_FOREGROUND_SAMPLES,
+        replace=False)``, all of them when there are fewer) and the second
+        pass picks the positions of those ranks, so no more than the kept
+        positions is ever held.
+        """
+        H, W = image_shape(self.masks, i)
+        bands = row_bands(self.masks, i)
+        counts = {}
+        for b, (top, bottom) in enumerate(bands):
+            labels, n = np.unique(self._foreground_in(i, top, bottom)[1], return_counts=True)
+            for label, count in zip(labels.tolist(), n.tolist()):
+                counts.setdefault(label, np.zeros(len(bands), dtype=np.int64))[b] = count
+        if not counts:
+            return []
+        ranks, offsets, kept = {}, {}, {}
+        for label in sorted(counts):
+            total = int(counts[label].sum())
+            ranks[label] = (np.arange(total) if total <= _MAX_FOREGROUND_SAMPLES
+                            else np.sort(rng.choice(total, _MAX_FOREGROUND_SAMPLES,
+                                                    replace=False)))
+            offsets[label] = np.concatenate([[0], np.cumsum(counts[label])])
+            kept[label] = np.empty(ranks[label].size, dtype=np.int32 if H * W < 2**31
+                                   else np.int64)
+        for b, (top, bottom) in enumerate(bands):
+            positions, labels = self._foreground_in(i, top, bottom)
+            for label, positions_kept in kept.items():
+                lo, hi = np.searchsorted(ranks[label], offsets[label][b:b + 2])
+                if hi > lo:
+                    of_class = positions[labels == label]
+                    positions_kept[lo:hi] = of_class[ranks[label][lo:hi] - offsets[label][b]]
+        return list(kept.values())
 
 
 def _stack(xs, ys):

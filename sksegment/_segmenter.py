@@ -236,7 +236,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         Use ``torch.compile``, falling back with a warning where it fails.
     foreground_oversampling : float, default=0.0
         With patches, the share of patches centred on a pixel that is not
-        background (``classes_[0]``).
+        background (``classes_[0]``): of a class drawn uniformly among the
+        foreground classes of the image, then a pixel of it, as in nnU-Net
+        (which oversamples a third of its patches), so that rare classes are
+        centred as often as common ones.
     postprocess : None, "auto" or dict, default=None
         Post-processing of the predicted label images by connected
         components (:mod:`sksegment.postprocessing`), applied by ``predict``

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sksegment import CNNSegmenter, _training
+from sksegment import CNNSegmenter, _sampling, _training
 from sksegment._sampling import BatchSampler
 from sksegment._training import Schedule
 from sksegment.datasets import make_shapes
@@ -357,6 +357,28 @@ def test_foreground_oversampling_centres_patches_on_objects():
         return np.mean(hits)
     assert share(1.0) > 0.6
     assert share(0.0) < 0.2
+
+
+def test_foreground_oversampling_draws_each_class_alike():
+    """The class is drawn before the pixel: a class of a few pixels is centred
+    about as often as one that covers most of the foreground."""
+    masks = np.zeros((4, 96, 96), dtype=np.int64)
+    masks[:, 10:70, 10:70] = 1  # 3600 pixels of class 1 (more than are kept)
+    masks[:, 85:87, 85:87] = 2  # 4 pixels of class 2
+    images = masks.astype(np.uint8) * 100
+    sampler = BatchSampler(images, masks, batch_size=4, patch_size=8,
+                           foreground_fraction=1.0, background=0)
+    rng = np.random.RandomState(0)
+    centres = [masks[i][sampler._foreground_pixel(i, rng)] for i in range(4) for _ in range(400)]
+    share = np.bincount(centres, minlength=3) / len(centres)
+    assert share[0] == 0
+    assert 0.4 < share[2] < 0.6
+    # at most _MAX_FOREGROUND_SAMPLES positions kept per class, all of the class
+    kept = sampler._foreground[0]
+    assert [masks[0].ravel()[k].min() for k in kept] == [1, 2]
+    assert [masks[0].ravel()[k].max() for k in kept] == [1, 2]
+    assert [k.size for k in kept] == [_sampling._MAX_FOREGROUND_SAMPLES, 4]
+    assert len(np.unique(kept[0])) == kept[0].size
 
 
 # --------------------------------------------------------------------------- #
