@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sksegment import CNNSegmenter, _sampling, _training
+from sksegment import CNNSegmenter, _arrays, _sampling, _training
 from sksegment._sampling import BatchSampler
 from sksegment._training import Schedule
 from sksegment.datasets import make_shapes
@@ -359,9 +359,13 @@ def test_foreground_oversampling_centres_patches_on_objects():
     assert share(0.0) < 0.2
 
 
-def test_foreground_oversampling_draws_each_class_alike():
+@pytest.mark.parametrize("band_rows", [None, 7])
+def test_foreground_oversampling_draws_each_class_alike(band_rows, monkeypatch):
     """The class is drawn before the pixel: a class of a few pixels is centred
-    about as often as one that covers most of the foreground."""
+    about as often as one that covers most of the foreground (the masks
+    scanned whole, or in bands of 7 rows)."""
+    if band_rows is not None:
+        monkeypatch.setattr(_arrays, "SCAN_VALUES", band_rows * 96)
     masks = np.zeros((4, 96, 96), dtype=np.int64)
     masks[:, 10:70, 10:70] = 1  # 3600 pixels of class 1 (more than are kept)
     masks[:, 85:87, 85:87] = 2  # 4 pixels of class 2
