@@ -16,8 +16,11 @@ import numpy as np
 
 from ._arrays import image_shape, read_region, row_bands
 
-#: Positions kept per foreground class and image for ``foreground_fraction``.
+#: Foreground positions kept per image for ``foreground_fraction``, shared
+#: among the image's foreground classes ...
 _MAX_FOREGROUND_SAMPLES = 1024
+#: ... with at least this many for each class.
+_MIN_CLASS_SAMPLES = 32
 
 
 def _pair(value):
@@ -140,16 +143,17 @@ class BatchSampler:
         return divmod(int(where[rng.randint(where.size)]), image_shape(self.masks, i)[1])
 
     def _scan_foreground(self, i, rng):
-        """Positions of each foreground class of mask ``i``, at most
-        ``_MAX_FOREGROUND_SAMPLES`` per class (as nnU-Net keeps a subsample
-        of class locations), sorted by class.
+        """Positions of each foreground class of mask ``i``, sorted by class:
+        a subsample of each (as nnU-Net keeps of class locations) of
+        ``_MAX_FOREGROUND_SAMPLES`` shared equally among the classes, at
+        least ``_MIN_CLASS_SAMPLES`` each, so that what an image keeps stays
+        bounded however many classes it holds.
 
         The mask is read in row bands of bounded size, twice: the first pass
         counts each class's pixels per band, then each class's subsample is
-        drawn as ranks (``rng.choice(count, _MAX_FOREGROUND_SAMPLES,
-        replace=False)``, all of them when there are fewer) and the second
-        pass picks the positions of those ranks, so no more than the kept
-        positions is ever held.
+        drawn as ranks (``rng.choice(count, keep, replace=False)``, all of
+        them when there are fewer) and the second pass picks the positions
+        of those ranks, so no more than the kept positions is ever held.
         """
         H, W = image_shape(self.masks, i)
         bands = row_bands(self.masks, i)
@@ -160,12 +164,12 @@ class BatchSampler:
                 counts.setdefault(label, np.zeros(len(bands), dtype=np.int64))[b] = count
         if not counts:
             return []
+        keep = max(_MIN_CLASS_SAMPLES, _MAX_FOREGROUND_SAMPLES // len(counts))
         ranks, offsets, kept = {}, {}, {}
         for label in sorted(counts):
             total = int(counts[label].sum())
-            ranks[label] = (np.arange(total) if total <= _MAX_FOREGROUND_SAMPLES
-                            else np.sort(rng.choice(total, _MAX_FOREGROUND_SAMPLES,
-                                                    replace=False)))
+            ranks[label] = (np.arange(total) if total <= keep
+                            else np.sort(rng.choice(total, keep, replace=False)))
             offsets[label] = np.concatenate([[0], np.cumsum(counts[label])])
             kept[label] = np.empty(ranks[label].size, dtype=np.int32 if H * W < 2**31
                                    else np.int64)

@@ -377,12 +377,28 @@ def test_foreground_oversampling_draws_each_class_alike(band_rows, monkeypatch):
     share = np.bincount(centres, minlength=3) / len(centres)
     assert share[0] == 0
     assert 0.4 < share[2] < 0.6
-    # at most _MAX_FOREGROUND_SAMPLES positions kept per class, all of the class
+    # the kept positions are of their class, the budget shared by the classes
     kept = sampler._foreground[0]
     assert [masks[0].ravel()[k].min() for k in kept] == [1, 2]
     assert [masks[0].ravel()[k].max() for k in kept] == [1, 2]
-    assert [k.size for k in kept] == [_sampling._MAX_FOREGROUND_SAMPLES, 4]
+    assert [k.size for k in kept] == [_sampling._MAX_FOREGROUND_SAMPLES // 2, 4]
     assert len(np.unique(kept[0])) == kept[0].size
+
+
+def test_foreground_scan_keeps_a_bounded_number_of_positions():
+    """However many classes an image holds, it keeps the shared budget of
+    positions, or the minimum per class where that is larger."""
+    labels = np.arange(128 * 128).reshape(128, 128) % 200  # 200 classes, 81-82 pixels each
+    sampler = BatchSampler(labels[None].astype(np.uint8), labels[None], batch_size=1,
+                           patch_size=8, foreground_fraction=1.0, background=0)
+    kept = sampler._scan_foreground(0, np.random.RandomState(0))
+    assert len(kept) == 199
+    assert {k.size for k in kept} == {_sampling._MIN_CLASS_SAMPLES}
+    few = BatchSampler(labels[None].astype(np.uint8), labels[None] % 3, batch_size=1,
+                       patch_size=8, foreground_fraction=1.0, background=0)
+    kept = few._scan_foreground(0, np.random.RandomState(0))
+    assert sum(k.size for k in kept) <= _sampling._MAX_FOREGROUND_SAMPLES
+    assert [k.size for k in kept] == [_sampling._MAX_FOREGROUND_SAMPLES // 2] * 2
 
 
 # --------------------------------------------------------------------------- #
