@@ -105,8 +105,7 @@ class FitMixin:
             default_augment = (augment == "auto"  # unless a Pipeline attached augmenters
                                and len(chain) == len(chain.deterministic()))
             if augment == "auto":
-                augment = (_planning.default_augmenters(self.n_channels_in_) if default_augment
-                           else None)
+                augment = None  # the default augmenters follow the plan (below)
                 if not continuing:
                     self.tta_ = _planning.tta_for(self.n_channels_in_, default_augment)
             elif not continuing:
@@ -119,6 +118,11 @@ class FitMixin:
                 reasons = self._plan(images, counts, full_chain.deterministic(), device)
                 if self.verbose:
                     self._print_plan(reasons)
+            if default_augment:  # no deterministic op: the plan saw the same chain
+                spread = _planning.intensity_spread(getattr(self, "fingerprint_", None))
+                self.augment_ = _planning.default_augmenters(self.n_channels_in_, spread=spread)
+                self._augment_chain = make_chain(self.augment_, X=X)
+                full_chain = _join_chains(chain, self._augment_chain)
             self._warn_large_patch(images)
 
             model = (copy.deepcopy(self.model_) if continuing else self._build_model()).to(device)

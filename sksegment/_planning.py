@@ -63,6 +63,9 @@ UNBOUNDED = 10**9
 MIN_EPOCHS_FOR_EXTRAS = 20
 #: Batches from this size up keep batch norm under ``norm="auto"``.
 MIN_BATCH_FOR_BATCH_NORM = 8
+#: Largest brightness shift of ``augment="auto"``, in standard deviations of
+#: the training intensities (see :func:`default_augmenters`).
+BRIGHTNESS_SHIFT = 0.15
 
 
 def norm_for(batch_size):
@@ -72,7 +75,7 @@ def norm_for(batch_size):
     return "batch" if batch_size >= MIN_BATCH_FOR_BATCH_NORM else "instance"
 
 
-def default_augmenters(n_channels, extras=True):
+def default_augmenters(n_channels, extras=True, spread=1.0):
     """``augment="auto"``, after nnU-Net's 2-D augmentation, milder (short
     CPU budgets train few epochs):
 
@@ -82,8 +85,17 @@ def default_augmenters(n_channels, extras=True):
       data) is flipped along both axes and turned by multiples of 90 degrees
       (half turns on non-square batches), which keep every pixel and label;
     - with ``extras``, each image with probability 0.3: a small rotation and
-      scaling (+-15 degrees, 0.85-1.15), a change of brightness and contrast
-      (+-15 %), a gamma change (0.7-1.5). :func:`augment_extras` says when.
+      scaling (+-15 degrees, 0.85-1.15), a change of brightness and contrast,
+      a gamma change (0.7-1.5). :func:`augment_extras` says when.
+
+    The contrast (+-15 %) and gamma changes are relative to each image. The
+    brightness shift is sized to the data, as nnU-Net's intensity changes
+    act on images it has normalised: at most :data:`BRIGHTNESS_SHIFT` times
+    ``spread``, the training images' intensity standard deviation (the
+    mean over channels, in the units the augmenters see: uint8 / 255,
+    uint16 / 65535, floats as given). A fixed shift would swamp 12-bit
+    microscopy stored as uint16 (values up to 4095, a standard deviation
+    near 0.01 in those units) and vanish in floats of large range.
     """
     from .augmentation import (
         RandomAffine,
@@ -99,9 +111,17 @@ def default_augmenters(n_channels, extras=True):
         return geometry
     return geometry + [
         RandomAffine(degrees=15, scale=(0.85, 1.15), translate=(0, 0), p=0.3),
-        RandomBrightnessContrast(brightness=0.15, contrast=0.15, p=0.3),
+        RandomBrightnessContrast(brightness=BRIGHTNESS_SHIFT * float(spread), contrast=0.15,
+                                 p=0.3),
         RandomGamma(gamma=(0.7, 1.5), p=0.3),
     ]
+
+
+def intensity_spread(fingerprint):
+    """The training intensities' standard deviation, the mean over channels,
+    from a fingerprint (:func:`data_fingerprint`); 1.0 without one."""
+    std = (fingerprint or {}).get("intensity", {}).get("std")
+    return float(np.mean(std)) if std else 1.0
 
 
 def projected_epochs(max_epochs, max_time, first_epoch_seconds):

@@ -186,8 +186,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         channels (photographs, which have an up and a down) left to right and
         any other image along both axes with quarter turns, and, in fits of
         20 epochs or more, gives each image a 30 % chance of a small rotation
-        and scaling, of a change of brightness and contrast and of a gamma
-        change (a milder form of nnU-Net's augmentation). Under ``max_time``
+        and scaling, of a change of brightness (a shift of up to 0.15
+        standard deviations of the training intensities) and contrast
+        (+-15 %) and of a gamma change (a milder form of nnU-Net's
+        augmentation). Under ``max_time``
         the first epoch's time tells how many epochs fit: the first epoch
         trains with the flips alone, and the changes join from the second
         when the budget holds 20 epochs. They regularise over many epochs

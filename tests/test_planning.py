@@ -331,6 +331,34 @@ def test_auto_augmentation_follows_the_channels():
     assert [type(a).__name__ for a in default_augmenters(1, extras=False)] == other[:2]
 
 
+def test_default_brightness_shift_is_sized_to_the_intensity_spread():
+    from sksegment._planning import BRIGHTNESS_SHIFT, default_augmenters, intensity_spread
+
+    def brightness(augmenters):
+        (b,) = [a for a in augmenters if type(a).__name__ == "RandomBrightnessContrast"]
+        return b.brightness
+
+    assert brightness(default_augmenters(1, spread=0.01)) == pytest.approx(BRIGHTNESS_SHIFT * 0.01)
+    assert brightness(default_augmenters(3, spread=40.0)) == pytest.approx(BRIGHTNESS_SHIFT * 40)
+    assert intensity_spread({"intensity": {"std": [0.1, 0.2, 0.3]}}) == pytest.approx(0.2)
+    assert intensity_spread(None) == 1.0
+
+
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_fit_sizes_the_default_brightness_shift_to_the_data(scale):
+    # the same images as uint8 and as floats 1000 / 255 times larger: the
+    # shift follows the data's units (a fixed shift would be 0.15 in both)
+    X, y = make_shapes(n_samples=2, image_size=16, random_state=0)
+    data = X if scale == 1.0 else X.astype(np.float32) * (scale / 255)
+    seg = CNNSegmenter(width=2, depth=1, max_epochs=20, batch_size=2, device="cpu",
+                       random_state=0).fit(data, y)
+    (b,) = [a for a in seg.augment_ if type(a).__name__ == "RandomBrightnessContrast"]
+    expected = 0.15 * float(np.std(X / 255.0)) * scale
+    assert b.brightness == pytest.approx(expected, rel=1e-4)
+    assert np.mean(seg.fingerprint_["intensity"]["std"]) == pytest.approx(expected / 0.15,
+                                                                           rel=1e-4)
+
+
 def test_the_extra_augmentation_waits_for_a_long_enough_fit():
     from sksegment._planning import MIN_EPOCHS_FOR_EXTRAS, augment_extras, projected_epochs
 
