@@ -189,10 +189,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         and scaling, of a change of brightness (a shift of up to 0.15
         standard deviations of the training intensities) and contrast
         (+-15 %) and of a gamma change (a milder form of nnU-Net's
-        augmentation). Under ``max_time``
-        the first epoch's time tells how many epochs fit: the first epoch
-        trains with the flips alone, and the changes join from the second
-        when the budget holds 20 epochs. They regularise over many epochs
+        augmentation). Under ``max_time`` the first epoch's time tells how
+        many epochs fit: the first epoch trains with the flips alone, and
+        the changes join from the second when the budget holds 20 epochs.
+        They regularise over many epochs
         and slow fitting before that (measured: on RGB shapes of 256 x 256,
         0.596 mean IoU with the flips alone against 0.564 with the changes
         after 15 epochs; on smaller shapes 0.876 with the changes against
