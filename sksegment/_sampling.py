@@ -152,8 +152,10 @@ class BatchSampler:
         The mask is read in row bands of bounded size, twice: the first pass
         counts each class's pixels per band, then each class's subsample is
         drawn as ranks (``rng.choice(count, keep, replace=False)``, all of
-        them when there are fewer) and the second pass picks the positions
-        of those ranks, so no more than the kept positions is ever held.
+        them when there are fewer) and the second pass, over the bands that
+        hold a drawn rank, picks the positions of those ranks (the band's
+        positions grouped by class with one stable sort), so no more than the
+        kept positions is ever held.
         """
         H, W = image_shape(self.masks, i)
         bands = row_bands(self.masks, i)
@@ -174,12 +176,18 @@ class BatchSampler:
             kept[label] = np.empty(ranks[label].size, dtype=np.int32 if H * W < 2**31
                                    else np.int64)
         for b, (top, bottom) in enumerate(bands):
+            wanted = {label: np.searchsorted(ranks[label], offsets[label][b:b + 2])
+                      for label in kept}
+            wanted = {label: (lo, hi) for label, (lo, hi) in wanted.items() if hi > lo}
+            if not wanted:
+                continue
             positions, labels = self._foreground_in(i, top, bottom)
-            for label, positions_kept in kept.items():
-                lo, hi = np.searchsorted(ranks[label], offsets[label][b:b + 2])
-                if hi > lo:
-                    of_class = positions[labels == label]
-                    positions_kept[lo:hi] = of_class[ranks[label][lo:hi] - offsets[label][b]]
+            # grouped by class in one stable sort: each class's positions stay in scan order
+            order = np.argsort(labels, kind="stable")
+            starts = np.searchsorted(labels[order], list(wanted))
+            for (label, (lo, hi)), start in zip(wanted.items(), starts):
+                of_class = order[start + ranks[label][lo:hi] - offsets[label][b]]
+                kept[label][lo:hi] = positions[of_class]
         return list(kept.values())
 
 

@@ -192,11 +192,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         augmentation). Under ``max_time`` the first epoch's time tells how
         many epochs fit: the first epoch trains with the flips alone, and
         the changes join from the second when the budget holds 20 epochs.
-        They regularise over many epochs
-        and slow fitting before that (measured: on RGB shapes of 256 x 256,
-        0.596 mean IoU with the flips alone against 0.564 with the changes
-        after 15 epochs; on smaller shapes 0.876 with the changes against
-        0.861 after 28). "auto" adds nothing when earlier Pipeline steps
+        They regularise over many epochs and slow fitting before that
+        (measured: on RGB shapes of 256 x 256, 0.596 mean IoU with the flips
+        alone against 0.564 with the changes after 15 epochs; on smaller
+        shapes 0.876 with the changes against 0.861 after 28). "auto" adds nothing when earlier Pipeline steps
         attached random augmenters; see ``augment_``. None adds none.
     lr_schedule : {"constant", "cosine", "onecycle", "plateau"}, default="onecycle"
         Learning-rate schedule over ``max_epochs`` (or ``max_time``):
