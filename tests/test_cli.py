@@ -130,6 +130,27 @@ def test_predict_writes_one_lossless_mask_per_image(fitted, data, tmp_path):
             np.testing.assert_array_equal(np.asarray(im), once[i])
 
 
+def test_predict_proba_labels_are_post_processed_like_predict(data, tmp_path):
+    from PIL import Image
+
+    X, y = make_shapes(n_samples=8, image_size=32, random_state=1)
+    seg = CNNSegmenter(depth=2, width=4, max_epochs=1, patch_size=None, tta=False,
+                       postprocess={"remove_small": 40, "fill_holes": True},
+                       random_state=0).fit(X, y)
+    expected = seg.predict(data["X_test"])
+    raw = seg.classes_[seg.predict_proba(data["X_test"]).argmax(-1)]
+    assert (raw != expected).any()  # the post-processing changes these labels
+    model = tmp_path / "post.joblib"
+    joblib.dump(seg, model)
+    for flags in ([], ["--proba"]):
+        outdir = tmp_path / ("pred" + "".join(flags))
+        assert main(["predict", str(model), str(data["test"][0]), "-o", str(outdir), "-q",
+                     *flags]) == 0
+        for i, name in enumerate(data["test_names"]):
+            with Image.open(outdir / f"{name}.png") as im:
+                np.testing.assert_array_equal(np.asarray(im), expected[i])
+
+
 def test_evaluate_json_matches_the_metrics(fitted, data, capsys):
     model, _ = fitted
     out = run_cli("evaluate", model, *data["test"], "--json", "--metric", "mean_iou",

@@ -207,6 +207,11 @@ def _fit_summary(seg, output, seconds):
 # --------------------------------------------------------------------------- #
 # predict
 # --------------------------------------------------------------------------- #
+def _post(post, indices):
+    """The class indices of one image after the model's post-processing, if any."""
+    return indices if post is None else post.apply(indices)
+
+
 def run_predict(args):
     from tqdm.auto import tqdm
 
@@ -242,13 +247,14 @@ def run_predict(args):
     if args.proba:
         (outdir / "proba").mkdir(exist_ok=True)
     fmt = "tiff" if kind == "tiff" else "png"
+    post = getattr(seg, "postprocessing_", None)  # predict applies it; so must --proba
     chunk = max(1, int(getattr(seg, "batch_size_", 8)))
     with tqdm(total=len(names), desc="predict", unit="image", disable=args.quiet,
               file=sys.stderr, leave=False) as bar:
         for X_part, part in _chunks(X, names, chunk):
             if args.proba:
                 proba = model.predict_proba(X_part)
-                labels = [classes[p.argmax(-1)] for p in proba]
+                labels = [classes[_post(post, p.argmax(-1))] for p in proba]
                 for p, name in zip(proba, part):
                     write_proba(outdir / "proba" / f"{name}.tif", p, classes)
             else:
