@@ -68,9 +68,12 @@ def count_pages(path):
 
     try:
         with tifffile.TiffFile(path) as tif:
-            return sum(1 for p in tif.pages if not getattr(p, "is_reduced", False))
+            n = sum(1 for p in tif.pages if not getattr(p, "is_reduced", False))
     except Exception as exc:  # any decoding failure names the file
         raise _decode_error(path, "TIFF", exc) from exc
+    if n == 0:  # tifffile only logs a page it cannot parse: a broken file has none
+        raise _decode_error(path, "TIFF", ValueError("no image page could be read"))
+    return n
 
 
 def _pil_array(path, mask):

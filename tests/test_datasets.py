@@ -483,7 +483,8 @@ def test_load_image_folder_indexed_image_is_colour(folders):
     assert y.tolist() == [[[0, 1], [1, 0]]]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "truncated tiff"])
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "truncated tiff",
+                                    "tiff header only"])
 def test_unreadable_files_name_the_file(folders, rng, damage):
     images, masks = folders
     good = rng.integers(0, 256, (32, 32), dtype=np.uint8)
@@ -491,12 +492,16 @@ def test_unreadable_files_name_the_file(folders, rng, damage):
     _write(images / f"a{suffix}", good)
     data = (images / f"a{suffix}").read_bytes()
     bad = {"truncated": data[: len(data) // 2], "random bytes": rng.bytes(300),
-           "empty": b"", "truncated tiff": data[: len(data) - 200]}[damage]
+           "empty": b"", "truncated tiff": data[: len(data) - 200],
+           "tiff header only": b"II*\x00garbage"}[damage]
     (images / f"a{suffix}").write_bytes(bad)
     _write(masks / "a.png", np.zeros((32, 32), np.uint8))
-    with pytest.raises(ValueError, match=rf"cannot read image file '.*a\{suffix}'"):
+    # a readable pair beside it: the broken file is never silently left out
+    _write(images / "b.png", good)
+    _write(masks / "b.png", np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match=rf"cannot read (image|TIFF) file '.*a\{suffix}'"):
         load_image_folder(images, masks)
-    with pytest.raises(ValueError, match=r"cannot read image file"):
+    with pytest.raises(ValueError, match=r"cannot read (image|TIFF) file"):
         load_images(images)
 
 
