@@ -11,13 +11,21 @@ the preprocessing that must come before it and the labels that come after:
   first;
 - ``pad_multiple``: pad H and W (bottom/right) up to multiples of it and crop
   the output back;
+- ``padding``: how ``predict`` pads: ``"reflect"`` mirrors the image without
+  repeating the border pixel (``numpy.pad(mode="reflect")``), or, along an
+  axis where the padding is not smaller than the image, repeats the border
+  pixel (``mode="edge"``). Zeros instead change the logits near the bottom and
+  right edges;
 - ``classes``: ``classes[argmax(logits, axis=1)]`` are the label values.
 """
 
+import contextlib
 import copy
 import json
 import logging
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +37,7 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
     """Write ``model`` to ``path`` in ``format`` and the metadata beside it."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}; got {format!r}.")
+    _check_path(path)
     net = copy.deepcopy(model).cpu().float().eval()
     m = max(int(pad_multiple), 1)
     example = torch.zeros(2, n_channels, 2 * m, 2 * m)
@@ -41,9 +50,10 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
             from torch.export import Dim
 
             hh, ww = Dim("hh", min=1, max=65536 // m), Dim("ww", min=1, max=65536 // m)
-            program = torch.export.export(
-                net, (example,),
-                dynamic_shapes=({0: Dim("batch", min=1, max=4096), 2: m * hh, 3: m * ww},))
+            with _size_one_not_special():
+                program = torch.export.export(
+                    net, (example,),
+                    dynamic_shapes=({0: Dim("batch", min=1, max=4096), 2: m * hh, 3: m * ww},))
             torch.export.save(program, path)
         elif format == "torchscript":
             traced = torch.jit.trace(net, example)
@@ -67,10 +77,42 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
                                                 "logits": {0: "batch", 2: "height", 3: "width"}})
             finally:
                 onnx_log.setLevel(level)
-    meta = dict(metadata, format=format, pad_multiple=m, n_channels=n_channels)
+    meta = dict(metadata, format=format, pad_multiple=m, padding="reflect",
+                n_channels=n_channels)
     with open(path + ".json", "w") as fh:
         json.dump(meta, fh, indent=2, default=_jsonable)
     return path
+
+
+def _check_path(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or path-like object; got {type(path).__name__}.")
+    p = Path(path)
+    if str(path) == "" or p.is_dir():
+        raise ValueError(f"path must name a file, not a folder; got {str(path)!r}.")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"path {str(path)!r}: its folder {str(p.parent)!r} does not "
+                                "exist; create it first.")
+    for target in (p, Path(f"{path}.json")):
+        if target.is_dir():
+            raise ValueError(f"path {str(path)!r}: {str(target)!r} is a folder; the export "
+                             "writes a file there.")
+
+
+def _size_one_not_special():
+    """Trace with sizes of 1 treated like any other size.
+
+    torch.export specialises a dynamic size that is 1 at run time (an image
+    of H == pad_multiple has a 1-pixel bottleneck), so the exported program
+    would reject sizes that ``predict`` handles. The switch is a private
+    setting of torch; without it the export still works for larger sizes.
+    """
+    try:
+        from torch.fx.experimental import _config
+
+        return _config.patch(backed_size_oblivious=True)
+    except (ImportError, AttributeError, KeyError):
+        return contextlib.nullcontext()
 
 
 def _jsonable(value):

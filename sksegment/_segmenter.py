@@ -715,8 +715,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path
-            File to write. A JSON file ``<path>.json`` beside it records the
-            preprocessing the network expects and the label values.
+            File to write (its folder must exist; an existing file is
+            replaced, as ``torch.save`` does). A JSON file ``<path>.json``
+            beside it records the preprocessing the network expects and the
+            label values.
         format : {"torch.export", "torchscript", "onnx"}, default="torch.export"
             ``torch.export`` writes an ExportedProgram with dynamic batch and
             image size (load it with ``torch.export.load(path).module()``);
@@ -736,8 +738,12 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         apply deterministic preprocessing steps of a Pipeline (such as an
         intensity standardiser), then the ``normalization`` (when not null:
         ``(x - shift[c]) / scale[c]`` for each channel ``c``), move channels
-        first, and pad H and W up to multiples of ``pad_multiple``. Crop its
-        logits back and take ``classes[logits.argmax(1)]``. The same holds
+        first, and pad H and W at the bottom and right up to multiples of
+        ``pad_multiple`` as ``padding`` says (``"reflect"``: mirrored without
+        repeating the border pixel, ``numpy.pad(mode="reflect")``; where the
+        padding is not smaller than the image along an axis, the border pixel
+        repeated, ``mode="edge"``). Crop its logits back and take
+        ``classes[logits.argmax(1)]``. The same holds
         for TorchScript and ONNX files. The file computes in float32 and
         holds one forward pass: it matches ``predict_proba`` with
         ``precision="fp32"`` and ``tta=False`` (with "auto", prediction may

@@ -449,21 +449,38 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
     seg = CNNSegmenter(**TINY, max_epochs=1).fit(X[:8], y[:8])
     path = seg.export(tmp_path / "net.pt", format=fmt)
     meta = json.loads(Path(path + ".json").read_text())
-    assert meta["classes"] == seg.classes_.tolist() and meta["pad_multiple"] == 4
-    x = torch.from_numpy(X[8:10, None].astype(np.float32) * meta["input_scale"])
-    norm = meta["normalization"]
-    x = (x - norm["shift"][0]) / norm["scale"][0]
+    m = meta["pad_multiple"]
+    assert meta["classes"] == seg.classes_.tolist() and m == 4
+    assert meta["padding"] == "reflect"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         net = (torch.export.load(path).module() if fmt == "torch.export"
                else torch.jit.load(path))
-    proba = torch.softmax(net(x), 1).permute(0, 2, 3, 1).detach().numpy()
     # the file computes in float32, as predict does with precision="fp32", and
     # has no test-time augmentation
-    expected = seg.set_params(precision="fp32", tta=False).predict_proba(X[8:10])
-    np.testing.assert_allclose(proba, expected, atol=1e-5)
+    seg.set_params(precision="fp32", tta=False)
+    norm = meta["normalization"]
+    # sizes that need padding (mirrored; the border repeated where the image
+    # is no larger than the padding) and sizes equal to pad_multiple
+    for h, w in [(32, 32), (30, 29), (2, 29), (4, 32)]:
+        raw = X[8:10, :h, :w]
+        pad = [(0, 0), (0, -h % m), (0, -w % m)]
+        modes = [meta["padding"] if p[1] < n else "edge" for p, n in zip(pad[1:], (h, w))]
+        x = np.pad(raw, [pad[0], pad[1], (0, 0)], mode=modes[0])
+        x = np.pad(x, [pad[0], (0, 0), pad[2]], mode=modes[1])
+        x = torch.from_numpy(x[:, None].astype(np.float32) * meta["input_scale"])
+        x = (x - norm["shift"][0]) / norm["scale"][0]
+        proba = torch.softmax(net(x), 1).permute(0, 2, 3, 1).detach().numpy()[:, :h, :w]
+        np.testing.assert_allclose(proba, seg.predict_proba(raw), atol=1e-5, err_msg=(h, w))
     with pytest.raises(ValueError, match="format"):
         seg.export(tmp_path / "x", format="pickle")
+    with pytest.raises(TypeError, match="path must be a str"):
+        seg.export(None)
+    with pytest.raises(ValueError, match="path must name a file, not a folder"):
+        seg.export(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        seg.export(tmp_path / "absent" / "net.pt")
+    assert not (Path.cwd() / "None").exists()
 
 
 def test_onnx_export_runs_without_torch(data, tmp_path):
