@@ -17,6 +17,7 @@ from ._data import (
     check_images,
     check_masks,
     intensity_scale,
+    label_dtype,
     to_tensor,
     unique_labels,
 )
@@ -402,8 +403,9 @@ def sample_images(chain, X, y, random_state, mask_fill):
     masks = None if y is None else check_masks(y, imgs, "y")
     codec = fill = None
     if masks is not None:
-        mdtype = masks[0].dtype if isinstance(masks, list) else masks.dtype
-        fill = _check_mask_fill(mask_fill, mdtype)
+        for dtype in ({m.dtype for m in masks} if isinstance(masks, list) else {masks.dtype}):
+            _check_mask_fill(mask_fill, dtype)
+        fill = _check_mask_fill(mask_fill, label_dtype(masks))
         codec = LabelCodec(unique_labels(masks))
     seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
     generator = torch.Generator().manual_seed(seed)
@@ -432,7 +434,9 @@ def sample_images(chain, X, y, random_state, mask_fill):
     if is_list:
         X_out = [a[0, ..., 0] if np.ndim(img) == 2 and a.shape[-1] == 1 else a[0]
                  for a, img in zip(xs, images)]
-        y_out = None if masks is None else [m[0] for m in ys]
+        # each mask back in its own dtype (it holds its own labels and the fill)
+        y_out = None if masks is None else [m[0].astype(mk.dtype, copy=False)
+                                            for m, mk in zip(ys, masks)]
     else:
         X_out = np.concatenate(xs)
         if _is_grayscale(images) and X_out.shape[-1] == 1:

@@ -122,6 +122,16 @@ def check_images(X, name="X", allow_list=True, check_finite=True):
             if check_finite:
                 _check_finite(arr, f"{name}[{i}]")
             images.append(arr)
+        scales = {}
+        for img in images:
+            scales.setdefault(intensity_scale(img.dtype), img.dtype)
+        if len(scales) > 1:
+            raise ValueError(
+                f"{name} mixes image dtypes {sorted({str(d) for d in scales.values()})}, which "
+                "are scaled differently (uint8 by 1/255, uint16 by 1/65535, other dtypes as "
+                "given); convert every image to one dtype, for example "
+                f"[np.asarray(img, dtype=np.float32) / 255 for img in {name}] for uint8 images "
+                "beside floats in [0, 1].")
         channels = {img.shape[2] for img in images}
         if len(channels) > 1:
             raise ValueError(
@@ -205,6 +215,10 @@ def check_masks(y, images, name="y"):
     for dt in dtypes:
         if dt.kind not in "biuf":
             raise TypeError(f"{name} must hold integer or bool labels; got dtype {dt}.")
+    if label_dtype(masks).kind == "f" and all(dt.kind != "f" for dt in dtypes):
+        raise ValueError(
+            f"{name} mixes label dtypes {sorted(map(str, dtypes))} that no integer dtype holds "
+            "together (uint64 beside signed integers); convert the masks to one dtype.")
     if any(dt.kind == "f" for dt in dtypes):
         for part in iter_blocks(masks):
             if part.dtype.kind == "f" and (not np.isfinite(part).all()
@@ -240,15 +254,22 @@ def _raise_if_channels_first(images, i, mask_shape, name):
             f"channels last (n, H, W, C), as scikit-image does: pass {move}.")
 
 
+def label_dtype(masks):
+    """The dtype that holds the labels of every mask (masks of a list may
+    differ in dtype: uint8 beside int64 gives int64)."""
+    if isinstance(masks, list):
+        return np.result_type(*{m.dtype for m in masks})
+    return masks.dtype
+
+
 def unique_labels(masks):
-    """Sorted unique label values over all masks, in the masks' dtype.
+    """Sorted unique label values over all masks, in their common dtype.
 
     The masks (an ndarray, a LazyArray or a list) are read in blocks of at
     most :data:`sksegment._arrays.SCAN_VALUES` values (or one row of the
     store's chunks); only the values found are kept.
     """
-    arrs = masks if isinstance(masks, list) else [masks]
-    dtype = arrs[0].dtype
+    dtype = label_dtype(masks)
     values = None
     for block in iter_blocks(masks):
         found = _block_labels(block)
@@ -282,6 +303,28 @@ def count_pixels(masks, codec, n_classes, chunk=None):
         idx = idx[idx >= 0]
         counts += np.bincount(idx.numpy(), minlength=n_classes)
     return counts
+
+
+def check_classes(classes, dtype, name="classes"):
+    """Sorted label values given to ``partial_fit``, checked to be distinct
+    labels that masks of ``dtype`` can hold; returned in ``dtype``."""
+    arr = np.asarray(classes)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D list of label values; got shape "
+                         f"{arr.shape}.")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold integer or bool label values; got dtype {arr.dtype}.")
+    bad = [v for v in arr.tolist() if not representable(v, dtype)]
+    if bad:
+        raise ValueError(
+            f"{name} holds {bad[0]!r}, which masks of dtype {dtype} cannot hold (not a whole "
+            "number, or out of range); give y a dtype that holds every class (for example "
+            "y.astype(np.int32)) or correct classes.")
+    values = arr.astype(dtype)
+    unique = np.unique(values)
+    if unique.size != values.size:
+        raise ValueError(f"{name} repeats a label value: {arr.tolist()}.")
+    return unique
 
 
 def check_ignore_index(ignore_index):

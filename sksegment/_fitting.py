@@ -19,11 +19,13 @@ from ._arrays import take as _take
 from ._data import (
     IGNORE,
     LabelCodec,
+    check_classes,
     check_ignore_index,
     check_images,
     check_masks,
     count_pixels,
     image_shape,
+    label_dtype,
     n_channels,
     unique_labels,
 )
@@ -72,8 +74,14 @@ class FitMixin:
         masks = check_masks(y, images, "y")
         ignore = check_ignore_index(self.ignore_index)
         continuing = (self.warm_start or incremental) and hasattr(self, "model_")
-        if incremental and classes is not None and not hasattr(self, "classes_"):
-            self._partial_classes = np.unique(np.asarray(classes))
+        if incremental and classes is not None:
+            given = check_classes(classes, label_dtype(masks))
+            if not hasattr(self, "classes_"):
+                self._partial_classes = given
+            elif not np.array_equal(given, self.classes_):
+                raise ValueError(f"classes={given.tolist()} differs from the classes of the "
+                                 f"first partial_fit call, {self.classes_.tolist()}; pass the "
+                                 "same classes (or none) on later calls.")
 
         if continuing:
             self._check_continuation(images, masks, ignore)
@@ -334,7 +342,7 @@ class FitMixin:
         """Set classes_, n_classes_, n_channels_in_ and input_dtype_."""
         labels = self._labels(masks, ignore)
         if incremental and getattr(self, "_partial_classes", None) is not None:
-            classes = self._partial_classes.astype(labels.dtype)
+            classes = self._partial_classes.astype(label_dtype(masks))
             if ignore is not None and ignore in classes:
                 raise ValueError(f"ignore_index={ignore} is also one of classes "
                                  f"{classes.tolist()}; unlabelled pixels cannot be a class.")

@@ -60,7 +60,8 @@ class BatchSampler:
         self.background = background
         self.ignore_label = ignore_label
         self.n = len(images)
-        self._is_array = not isinstance(images, list)
+        # one fancy index reads a batch of whole images only when both are arrays
+        self._is_array = not isinstance(images, list) and not isinstance(masks, list)
         self._foreground = {}
         # patches each image gives per epoch: enough to cover its area once
         # (one for whole-image training); sizes are fixed, so counted once
@@ -199,8 +200,8 @@ def _stack(xs, ys):
     h = max(s[0] for s in shapes)
     w = max(s[1] for s in shapes)
     B, C = len(xs), xs[0].shape[-1]
-    x = np.zeros((B, h, w, C), dtype=xs[0].dtype)
-    y = np.zeros((B, h, w), dtype=ys[0].dtype)
+    x = np.zeros((B, h, w, C), dtype=np.result_type(*[a.dtype for a in xs]))
+    y = np.zeros((B, h, w), dtype=np.result_type(*[a.dtype for a in ys]))
     valid = np.zeros((B, h, w), dtype=bool)
     for b, (xi, yi) in enumerate(zip(xs, ys)):
         hi, wi = yi.shape

@@ -177,6 +177,75 @@ def test_list_of_different_sizes_with_patch_size():
     assert isinstance(pred, list) and [p.shape for p in pred] == [m.shape for m in y]
 
 
+def test_image_array_with_a_list_of_masks():
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    for patch_size in (None, "auto", 8):
+        seg = CNNSegmenter(**TINY, patch_size=patch_size).fit(X, list(y))
+        assert seg.classes_.tolist() == [0, 1, 2] and seg.n_iter_ == 2
+
+
+def test_masks_of_mixed_dtypes_keep_their_labels():
+    from sksegment.augmentation import RandomFlip
+
+    X, _ = make_shapes(n_samples=2, image_size=16, random_state=0)
+    a = np.zeros((16, 16), np.uint8)
+    a[4:8, 4:8] = 1
+    b = np.zeros((16, 16), np.int64)
+    b[2:10, 2:10] = 300
+    c = np.zeros((12, 16), np.int8)
+    c[2:10, 2:10] = -1
+    assert CNNSegmenter(**TINY).fit(list(X), [a, b]).classes_.tolist() == [0, 1, 300]
+    # images of different sizes go through the padded batches
+    seg = CNNSegmenter(**TINY, patch_size=8).fit([X[0], X[1][:12]], [a, c])
+    assert seg.classes_.tolist() == [-1, 0, 1]
+    _, flipped = RandomFlip(p=1.0).sample(list(X), [a, b], random_state=0)
+    assert [m.dtype for m in flipped] == [np.uint8, np.int64]
+    assert flipped[1].max() == 300 and flipped[0].max() == 1
+    with pytest.raises(ValueError, match="y mixes label dtypes"):
+        CNNSegmenter(**TINY).fit(list(X), [a.astype(np.uint64), -a.astype(np.int8)])
+
+
+def test_images_of_differently_scaled_dtypes_are_refused():
+    X, y = make_shapes(n_samples=2, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY)
+    with pytest.raises(ValueError, match=r"X mixes image dtypes \['float32', 'uint8'\]"):
+        seg.fit([X[0], X[1].astype(np.float32) / 255], list(y))
+    assert not hasattr(seg, "classes_")
+    # dtypes of one scale mix freely
+    seg.fit([X[0].astype(np.float64), X[1].astype(np.float32)], list(y))
+    with pytest.raises(ValueError, match="X mixes image dtypes"):
+        seg.predict([X[0], X[1].astype(np.float32)])
+
+
+@pytest.mark.parametrize("classes, match", [
+    ([-1, 0, 1, 2], "holds -1, which masks of dtype uint8 cannot hold"),
+    ([0, 1, 2, 300], "holds 300"),
+    ([0, 0.5, 1, 2], "holds 0.5"),
+    ([0, 1, 1, 2], "repeats a label value"),
+    ([], "non-empty"),
+])
+def test_partial_fit_checks_classes(classes, match):
+    X, y = make_shapes(n_samples=4, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY)
+    with pytest.raises(ValueError, match=match):
+        seg.partial_fit(X, y, classes=classes)
+    assert not hasattr(seg, "classes_")
+    with pytest.raises(TypeError, match="classes must hold"):
+        seg.partial_fit(X, y, classes=["a", "b"])
+
+
+def test_partial_fit_refuses_other_classes_later():
+    X, y = make_shapes(n_samples=4, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY).partial_fit(X, y, classes=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match="differs from the classes of the first"):
+        seg.partial_fit(X, y, classes=[0, 1, 2])
+    assert seg.n_iter_ == 1
+    seg.partial_fit(X, y, classes=[3, 2, 1, 0]).partial_fit(X, y)
+    assert seg.classes_.tolist() == [0, 1, 2, 3] and seg.n_iter_ == 3
+    wide = CNNSegmenter(**TINY).partial_fit(X, y.astype(np.int16), classes=[-1, 0, 1, 2])
+    assert wide.classes_.tolist() == [-1, 0, 1, 2]
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
