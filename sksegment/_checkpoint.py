@@ -11,8 +11,8 @@ them). Random state is the NumPy generator's state (as lists), which is the
 same on every device: each epoch reseeds torch from it.
 
 A file that cannot be used (truncated, random bytes, empty, written by other
-software, or for another network, other classes or channels) raises one
-:class:`CheckpointError` that names the file and says what to do.
+software, or for another network, optimizer, other classes or channels)
+raises one :class:`CheckpointError` that names the file and says what to do.
 """
 
 import os
@@ -71,7 +71,30 @@ def check_checkpoint_dir(folder):
     except OSError as exc:
         raise ValueError(f"checkpoint_dir={folder!r} cannot be written to ({exc.strerror or exc}); "
                          "give a folder you can write to, or checkpoint_dir=None.") from None
-    return os.path.join(folder, CHECKPOINT_NAME)
+    path = os.path.join(folder, CHECKPOINT_NAME)
+    if os.path.isdir(path):  # the atomic rename onto it would fail after the first epoch
+        raise CheckpointError(
+            f"checkpoint_dir={folder!r}: {path} is a directory, where the checkpoint file "
+            f"{CHECKPOINT_NAME!r} is written; move or delete that directory, or give another "
+            "checkpoint_dir.")
+    return path
+
+
+#: Optimizer hyper-parameters recorded in a checkpoint: those that decide the
+#: layout of the optimizer's state (SGD keeps a momentum buffer only with
+#: momentum, Adam a running maximum only with amsgrad) or its update rule.
+_OPTIMIZER_KEYS = ("momentum", "nesterov", "amsgrad")
+
+
+def optimizer_meta(optimizer):
+    """The optimizer of a run as a checkpoint records it: its class and the
+    hyper-parameters that shape its state, for example ``"Adam"`` or
+    ``"SGD(momentum=0.9, nesterov=True)"``."""
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    extras = ", ".join(f"{key}={group[key]!r}" for key in _OPTIMIZER_KEYS if group.get(key))
+    name = type(optimizer).__name__
+    return f"{name}({extras})" if extras else name
+
 
 
 def to_cpu(obj):
@@ -110,9 +133,10 @@ def save_checkpoint(path, state):
         raise
 
 
+
 def read_checkpoint(path, expected):
     """Read the checkpoint at ``path`` and check it against ``expected`` (a
-    dict of metadata the run must match: classes, channels, network).
+    dict of metadata the run must match: classes, channels, network, optimizer).
 
     Returns the stored dict. Raises :class:`CheckpointError` for anything that
     is not a usable checkpoint of this run.
@@ -151,8 +175,10 @@ def load_into(path, what, load):
     mismatch into a :class:`CheckpointError` naming ``path`` and ``what``."""
     try:
         load()
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
-        reason = str(exc).strip().splitlines()[0]
+    except (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError)):
+        raise  # the machine's limit, not the file's fault
+    except Exception as exc:  # noqa: BLE001 - whatever torch's loaders raise for a misfit
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"Checkpoint {path} does not fit this run's {what} ({reason}). "
                               + _fix(path)) from None
 

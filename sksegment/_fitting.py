@@ -193,7 +193,8 @@ class FitMixin:
                             if default_augment and not incremental else None)
 
             meta = {"classes": self.classes_.tolist(), "n_channels": int(self.n_channels_in_),
-                    "network": type(model).__name__}
+                    "network": type(model).__name__,
+                    "optimizer": _checkpoint.optimizer_meta(trainer.optimizer)}
             time_offset = 0.0
             if self.resume and checkpoint is not None and os.path.exists(checkpoint):
                 epochs = _checkpoint.resume(checkpoint, meta, trainer, log, rng, epochs)

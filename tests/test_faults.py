@@ -266,6 +266,45 @@ def test_unwritable_checkpoint_dir_fails_before_training(data, tmp_path):
     assert loss.calls == 0 and not hasattr(seg, "model_")
 
 
+@pytest.mark.parametrize("first, second", [("adam", "sgd"), ("adam", "adamw"),
+                                           ("sgd", "adam")])
+def test_checkpoint_of_another_optimizer_names_the_file(data, tmp_path, first, second):
+    path = _checkpointed(data, tmp_path, optimizer=first)
+    loss = CountingLoss()
+    seg = CNNSegmenter(**TINY, optimizer=second, loss=loss, max_epochs=2,
+                       checkpoint_dir=str(path.parent), resume=True)
+    with pytest.raises(CheckpointError) as info:
+        seg.fit(*data)
+    message = str(info.value)
+    names = {"adam": "'Adam'", "adamw": "'AdamW'", "sgd": "'SGD(momentum=0.9"}
+    assert str(path) in message and "optimizer" in message
+    assert names[first] in message and names[second] in message
+    assert loss.calls == 0 and not hasattr(seg, "model_")
+
+
+def test_optimizer_state_that_does_not_load_names_the_file(data, tmp_path):
+    path = _checkpointed(data, tmp_path)
+    state = torch.load(path, weights_only=True)
+    state["trainer"]["optimizer"]["state"] = [1, 2]  # no .items(): AttributeError in torch
+    torch.save(state, path)
+    seg = CNNSegmenter(**TINY, max_epochs=2, checkpoint_dir=str(path.parent), resume=True)
+    with pytest.raises(CheckpointError, match="optimizer") as info:
+        seg.fit(*data)
+    assert str(path) in str(info.value) and not hasattr(seg, "model_")
+
+
+def test_directory_in_place_of_the_checkpoint_fails_before_training(data, tmp_path):
+    folder = tmp_path / "ckpt"
+    (folder / "checkpoint.pt").mkdir(parents=True)
+    loss = CountingLoss()
+    seg = CNNSegmenter(**TINY, max_epochs=1, loss=loss, checkpoint_dir=str(folder))
+    with pytest.raises(ValueError) as info:
+        seg.fit(*data)
+    assert str(folder / "checkpoint.pt") in str(info.value)
+    assert "directory" in str(info.value)
+    assert loss.calls == 0 and not hasattr(seg, "model_")
+
+
 def test_resume_without_checkpoint_dir_is_an_error(data):
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         CNNSegmenter(**TINY, resume=True).fit(*data)
