@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _training
 from ._arrays import is_dask
-from ._data import check_finite, check_images, n_channels, unique_labels
+from ._data import check_finite, check_images, intensity_scale, n_channels, unique_labels
 from ._forward import AutocastForward
 from ._inference import make_predictions
 from ._normalization import Normalizer
@@ -53,7 +53,33 @@ class PredictMixin:
             check_out(out, images, output, self.classes_, n_classes=self.n_classes_)
         if not lazy_dask:
             check_finite(images, "X")
+            self._warn_other_units(images)
         return images, _join_chains(chain, self._augment_chain)
+
+    # images whose largest value, in the network's units, is this many times
+    # larger or smaller than the training images' are in other units
+    _UNITS_RATIO = 20.0
+
+    def _warn_other_units(self, images):
+        """Images of another dtype than in fit may reach the network in other
+        units (uint8 scaled by 1/255, floats as given): compare the first
+        image's largest value with the training images' and warn."""
+        first = images[0]
+        fitted = np.dtype(getattr(self, "input_dtype_", first.dtype))
+        fit_max = (getattr(self, "fingerprint_", None) or {}).get("intensity", {}).get("max")
+        if first.dtype == fitted or not fit_max or not isinstance(first, np.ndarray):
+            return
+        peak = float(np.abs(first).max()) * intensity_scale(first.dtype)
+        seen = max(abs(float(v)) for v in fit_max)
+        if seen > 0 and peak > 0 and not (1 / self._UNITS_RATIO <= peak / seen
+                                          <= self._UNITS_RATIO):
+            warnings.warn(
+                f"X is {first.dtype} with values up to {float(np.abs(first).max()):g} but the "
+                f"segmenter was fitted on {fitted} images; uint8 images are scaled by 1/255 "
+                "and uint16 by 1/65535, other dtypes are used as given, so these images "
+                f"reach the network about {peak / seen:.3g} times as bright as in fit. Pass "
+                f"them as {fitted}, or scaled as the training images were.",
+                UserWarning, stacklevel=4)
 
     def _forward(self, model, device, compiled=True):
         """The network as prediction calls it: under autocast at the training

@@ -246,6 +246,20 @@ def test_partial_fit_refuses_other_classes_later():
     assert wide.classes_.tolist() == [-1, 0, 1, 2]
 
 
+def test_predict_warns_when_images_come_in_other_units():
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY).fit(X, y)
+    with pytest.warns(UserWarning, match="fitted on uint8 images.*255 times as bright"):
+        seg.predict(X.astype(np.float32))  # uint8 values as floats: not divided by 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        seg.predict(X.astype(np.float32) / 255)  # the units of fit
+        seg.predict(X)
+    floats = CNNSegmenter(**TINY).fit(X.astype(np.float32), y)  # trained on 0 .. 255
+    with pytest.warns(UserWarning, match="fitted on float32 images"):
+        floats.predict(list(X))
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
