@@ -2,6 +2,7 @@
 label masks. Public through :mod:`sksegment.datasets`."""
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from ._image_io import (
     colours_to_labels,
     count_pages,
     default_palette,
+    is_jpeg,
     mask_storage,
     read_pages,
     write_mask,
@@ -94,15 +96,16 @@ def _entries(directory, extensions, name):
     return found
 
 
-def _read(entries, names, mask):
-    """``{name: array}`` for ``names``, each file read once."""
+def _read(entries, names, mask, colours=False):
+    """``{name: array}`` for ``names``, each file read once (indexed masks as
+    their colours with ``colours=True``)."""
     by_path = {}
     for key in names:
         path, page = entries[key]
         by_path.setdefault(path, []).append((key, page))
     out = {}
     for path, items in by_path.items():
-        pages = read_pages(path, mask=mask)
+        pages = read_pages(path, mask=mask, colours=colours)
         for key, page in items:
             index = 0 if page is None else page
             if index >= len(pages):
@@ -150,17 +153,85 @@ def _mask_labels(mask, path, page, palette):
             f"mask {where} in masks_dir has shape {mask.shape}; masks must "
             f"be 2-D label images (H, W): {hint}."
         )
+    if mask.dtype.kind == "f":
+        _check_whole(mask, where)
     return mask
+
+
+def _check_whole(mask, where):
+    """Refuse a float mask holding NaN, infinities or values that are not
+    whole numbers: such values are no class labels."""
+    bad = ~np.isfinite(mask)
+    if bad.any():
+        value = mask[bad][0]
+        raise ValueError(
+            f"mask {where} in masks_dir is a float image holding {value} at "
+            f"{int(np.count_nonzero(bad))} pixel(s); labels must be whole numbers: mark "
+            "those pixels with a label (e.g. the segmenter's ignore_index) and save the mask "
+            "with an integer dtype."
+        )
+    bad = mask != np.floor(mask)
+    if bad.any():
+        value = mask[bad][0]
+        raise ValueError(
+            f"mask {where} in masks_dir is a float image holding values that are not "
+            f"whole numbers (such as {value}, at {int(np.count_nonzero(bad))} pixel(s)); "
+            "labels must be whole numbers: round the labels and save the mask with an "
+            "integer dtype (e.g. uint8), or check that it is a label image and not a "
+            "probability or intensity image."
+        )
+
+
+_INT_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint64)
+_SIGNED_DTYPES = (np.int8, np.int16, np.int32, np.int64)
+
+
+def _label_dtype(low, high):
+    """The smallest integer dtype holding whole numbers in ``[low, high]``."""
+    for dtype in _INT_DTYPES if low >= 0 else _SIGNED_DTYPES:
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return np.dtype(dtype)
+    return None
+
+
+def _float_masks_to_int(masks, where):
+    """Float masks (whole numbers, checked on reading) cast to one integer
+    dtype: the smallest that holds their labels and those of the integer
+    masks beside them, which are cast to it too (their values unchanged), so
+    that the masks of one folder share a dtype."""
+    floats = [i for i, m in enumerate(masks) if m.dtype.kind == "f"]
+    if not floats:
+        return masks
+    low = min((float(masks[i].min()) for i in floats if masks[i].size), default=0.0)
+    high = max((float(masks[i].max()) for i in floats if masks[i].size), default=0.0)
+    dtype = _label_dtype(low, high)
+    if dtype is None:
+        i = floats[0]
+        raise ValueError(
+            f"mask {where[i]} in masks_dir is a float image with labels in [{low:g}, "
+            f"{high:g}], which no integer dtype holds; save masks with integer labels."
+        )
+    others = {m.dtype for m in masks if m.dtype.kind in "iu"}
+    common = np.result_type(dtype, *others) if others else dtype
+    if common.kind not in "iu":  # uint64 beside signed labels: no common dtype
+        common = dtype
+    out = []
+    for m in masks:
+        if m.dtype.kind == "f" or (m.dtype.kind in "iu" and np.can_cast(m.dtype, common)):
+            m = m.astype(common, copy=False)
+        out.append(m)
+    return out
 
 
 def load_images(images_dir, extensions=_EXTENSIONS, as_gray=False, return_names=False):
     """Read the images of a folder, in order of their names.
 
     Files are read as :func:`load_image_folder` reads images: indexed PNGs are
-    expanded to their colours, 16-bit files stay uint16, and every page of a
-    multi-page TIFF file ``stem.tif`` is one image named ``stem_000``,
-    ``stem_001``, ... Files with other extensions and hidden files are
-    ignored.
+    expanded to their colours, 16-bit files stay uint16 (16-bit colour PNGs
+    are refused, see there), and every page of a multi-page TIFF file
+    ``stem.tif`` is one image named ``stem_000``, ``stem_001``, ... Files
+    with other extensions and hidden files are ignored.
 
     Parameters
     ----------
@@ -186,8 +257,9 @@ def load_images(images_dir, extensions=_EXTENSIONS, as_gray=False, return_names=
     FileNotFoundError
         A folder that does not exist.
     ValueError
-        No images found, two files of one name, or a file that cannot be read
-        (corrupt or truncated; the message names the file).
+        No images found, two files of one name, a file that cannot be read
+        (corrupt or truncated) or a 16-bit colour PNG (the message names the
+        file).
 
     Examples
     --------
@@ -228,17 +300,30 @@ def load_image_folder(images_dir, masks_dir, extensions=_EXTENSIONS, as_gray=Fal
     How files are read:
 
     - PNG, JPEG and BMP files with Pillow, TIFF files with tifffile; 16-bit
-      files stay uint16, 1-bit files are bool.
+      files stay uint16, 1-bit files are bool. 16-bit colour PNGs (RGB, RGBA
+      or gray with alpha) are refused with a ``ValueError`` naming the file:
+      Pillow would read them as 8 bits per channel, so save them as 16-bit
+      TIFF files instead.
     - Every page of a multi-page TIFF file ``stem.tif`` of n pages is one
       image named ``stem_000`` .. ``stem_{n-1}`` (three digits or more), so a
       stack of images pairs with a stack of masks of the same name, or with
       mask files ``stem_000.png``, ... A one-page TIFF keeps its name.
     - An indexed (palette, mode "P") PNG *mask* is read as its indices: they
       are the labels, the palette only colours them (as :func:`save_masks`
-      writes them). An indexed *image* is expanded to its colours.
+      writes them) -- unless ``palette`` is given: then its pixels are read
+      as the colours they show and mapped through ``palette``, as colour
+      masks are. An indexed *image* is expanded to its colours.
     - Colour (RGB or RGBA) masks need ``palette``, which maps each colour to
       its label; a colour not in it is an error naming the file and the
       colour.
+    - Float masks (such as float TIFFs from ImageJ) must hold whole numbers:
+      they are cast to the smallest integer dtype that holds the labels
+      (uint8, uint16, uint32, uint64, or int8 .. int64 for negative labels);
+      integer masks beside them are cast to the dtype that holds every label
+      (values unchanged). NaN, infinities or values that are not whole
+      numbers are an error naming the file.
+    - JPEG masks are read, with a ``UserWarning`` naming them: JPEG is
+      lossy, so their labels may hold compression noise.
 
     Parameters
     ----------
@@ -256,18 +341,19 @@ def load_image_folder(images_dir, masks_dir, extensions=_EXTENSIONS, as_gray=Fal
         Also return the shared names (file names without extension).
     palette : dict or None, default=None
         ``{(r, g, b): label}`` with integer colours in 0..255 and integer
-        labels: how colour masks are read (the alpha channel of RGBA masks
-        is not used). The labels get the smallest dtype that holds them
-        (uint8 for labels in 0..255). Masks that are not colour images are
-        read as they are.
+        labels: how colour masks, and indexed masks by the colours they show,
+        are read (the alpha channel of RGBA masks is not used). The labels
+        get the smallest dtype that holds them (uint8 for labels in 0..255).
+        Masks that are neither colour nor indexed images are read as they
+        are.
 
     Returns
     -------
     X : ndarray of shape (n, H, W) or (n, H, W, C), or list of ndarray
         Images; a list when they differ in shape or dtype.
     y : ndarray of shape (n, H, W), or list of ndarray
-        Masks in the dtype stored in the files; a list when they differ in
-        shape or dtype.
+        Masks in the dtype stored in the files (float masks cast to an
+        integer dtype, see above); a list when they differ in shape or dtype.
     names : list of str
         Only with ``return_names=True``: the shared names, sorted.
 
@@ -278,8 +364,14 @@ def load_image_folder(images_dir, masks_dir, extensions=_EXTENSIONS, as_gray=Fal
     ValueError
         No images found, an image without a mask or a mask without an image,
         a mask that is not 2-D, a mask whose size differs from its image's, a
-        colour not in ``palette``, or a file that cannot be read (corrupt or
-        truncated; the message names the file).
+        colour not in ``palette``, a float mask holding NaN or values that
+        are not whole numbers, a 16-bit colour PNG, or a file that cannot be
+        read (corrupt or truncated; the message names the file).
+
+    Warns
+    -----
+    UserWarning
+        Masks stored as JPEG files (lossy), once per call, naming them.
 
     See Also
     --------
@@ -343,8 +435,17 @@ def load_image_folder(images_dir, masks_dir, extensions=_EXTENSIONS, as_gray=Fal
         )
 
     names = sorted(images)
+    jpegs = sorted({path.name for path, _ in masks.values() if is_jpeg(path)})
+    if jpegs:
+        warnings.warn(
+            f"{len(jpegs)} mask file(s) in masks_dir {str(masks_dir)!r} are JPEG files: "
+            f"{_listing(jpegs)}. JPEG compression is lossy, so their labels may hold "
+            "compression noise (values or colours of no class, mostly along the edges); "
+            "save masks losslessly, as PNG or TIFF (sksegment.datasets.save_masks).",
+            UserWarning, stacklevel=2,
+        )
     image_arrays = _read(images, names, mask=False)
-    mask_arrays = _read(masks, names, mask=True)
+    mask_arrays = _read(masks, names, mask=True, colours=palette is not None)
     X, y = [], []
     for name in names:
         image = image_arrays.pop(name)
@@ -358,6 +459,7 @@ def load_image_folder(images_dir, masks_dir, extensions=_EXTENSIONS, as_gray=Fal
             )
         X.append(image)
         y.append(mask)
+    y = _float_masks_to_int(y, [_describe(*masks[name]) for name in names])
     X, y = _stack_if_uniform(X), _stack_if_uniform(y)
     return (X, y, names) if return_names else (X, y)
 
@@ -371,6 +473,9 @@ def _check_mask_stack(y):
         for i, m in enumerate(masks):
             if m.ndim != 2:
                 raise ValueError(f"y[{i}] must be a 2-D label image (H, W); got shape {m.shape}.")
+            if m.size == 0:
+                raise ValueError(f"y[{i}] is an empty mask of shape {m.shape}; each mask needs "
+                                 "at least one pixel (an image file cannot hold none).")
     else:
         masks = np.asarray(y)
         if masks.ndim != 3:
@@ -379,6 +484,9 @@ def _check_mask_stack(y):
                              f"arrays{hint}; got shape {masks.shape}.")
     if len(masks) == 0:
         raise ValueError("y holds no masks.")
+    if isinstance(masks, np.ndarray) and masks.size == 0:
+        raise ValueError(f"y holds empty masks: shape {masks.shape} (n, H, W) has no pixels; "
+                         "each mask needs at least one pixel (an image file cannot hold none).")
     dtypes = {m.dtype for m in masks}
     if len(dtypes) > 1:
         raise TypeError(f"y must have one dtype; got {sorted(map(str, dtypes))}.")
@@ -398,12 +506,39 @@ def _check_names(names, n):
         if not isinstance(name, str) or not name or name in (".", "..") \
                 or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
             raise ValueError(f"names must be file names without a folder; got {name!r}.")
+        if "\0" in name:
+            raise ValueError(f"names must be file names without null bytes ('\\0'); "
+                             f"got {name!r}.")
+        if name.startswith("."):
+            raise ValueError(
+                f"names must not start with '.': load_image_folder and load_images skip "
+                f"hidden files, so the mask would never be read back; got {name!r}."
+            )
     seen = set()
     for name in names:
         if name in seen:
             raise ValueError(f"names holds {name!r} twice; each mask needs its own name.")
         seen.add(name)
     return names
+
+
+def _same_names(folder, paths):
+    """``{path: [other files]}``: for each path to write, the files of
+    ``folder`` with the same name (without extension) and another image
+    extension, which the loading functions would pair with the same name."""
+    if not folder.is_dir():
+        return {}
+    by_stem = {}
+    for p in folder.iterdir():
+        if p.suffix.lower() in _EXTENSIONS and p.is_file():
+            by_stem.setdefault(p.stem, []).append(p)
+    out = {}
+    for path in paths:
+        others = [p for p in sorted(by_stem.get(path.stem, ()))
+                  if p.name != path.name and not (path.exists() and os.path.samefile(p, path))]
+        if others:
+            out[path] = others
+    return out
 
 
 def _label_range(masks):
@@ -447,7 +582,8 @@ def save_masks(folder, y, names=None, palette=None, format="auto", overwrite=Fal
         Label images, integer or bool, of one dtype.
     names : list of str or None, default=None
         File names without extension, one per mask; None numbers the masks
-        ``000``, ``001``, ...
+        ``000``, ``001``, ... A name may not hold a folder or a null byte, nor
+        start with "." (hidden files are not read back).
     palette : None, "auto" or dict, default=None
         Colours of the labels in 8-bit PNGs: None writes grayscale PNGs;
         "auto" gives each label value found in ``y`` its own colour (black
@@ -457,8 +593,14 @@ def save_masks(folder, y, names=None, palette=None, format="auto", overwrite=Fal
     format : {"auto", "png", "tiff"}, default="auto"
         See above.
     overwrite : bool, default=False
-        Replace existing files. When False, an existing file raises
-        ``FileExistsError`` naming it, before anything is written.
+        Replace existing files. A mask name is one file, whatever its
+        extension (the loading functions pair files by name without it), so
+        this covers the file to write and files of the same name with
+        another image extension (.png, .tif, .tiff, .jpg, .jpeg, .bmp,
+        any case), such as ``a.png`` when ``a.tif`` is written: with
+        ``overwrite=True`` they are removed once the new file is written.
+        When False, any such file raises ``FileExistsError`` naming it,
+        before anything is written.
 
     Returns
     -------
@@ -518,11 +660,23 @@ def save_masks(folder, y, names=None, palette=None, format="auto", overwrite=Fal
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"folder is not a directory: {str(folder)!r}.")
     paths = [folder / f"{name}{SUFFIX[kind]}" for name in names]
+    clashes = _same_names(folder, paths)
     if not overwrite:
         for path in paths:
             if path.exists():
                 raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+            if path in clashes:
+                other = clashes[path][0]
+                raise FileExistsError(
+                    f"{other} exists: a file named {path.stem!r} with another extension than "
+                    f"{path.name!r}; files are paired by name without extension, so the "
+                    f"folder would hold two files named {path.stem!r} and could not be read "
+                    "back. Pass overwrite=True to replace it (it is removed), or use another "
+                    "name or folder."
+                )
     folder.mkdir(parents=True, exist_ok=True)
     for path, mask in zip(paths, masks):
         write_mask(path, mask, kind, dtype, colours)
+        for other in clashes.get(path, ()):  # the mask of this name, in another format
+            other.unlink()
     return paths

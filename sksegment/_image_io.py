@@ -4,8 +4,11 @@ PNG, JPEG and BMP files go through Pillow, TIFF files through tifffile, so
 that what a file holds is read as it is stored:
 
 - an indexed (palette, mode "P") PNG mask is read as its indices, which are
-  its labels; an indexed *image* is expanded to its colours;
-- 16-bit PNGs are uint16, 1-bit PNGs bool;
+  its labels, unless its colours are asked for (a mask read through a
+  palette {(r, g, b): label}); an indexed *image* is expanded to its colours;
+- 16-bit grayscale PNGs are uint16, 1-bit PNGs bool; 16-bit colour PNGs
+  (RGB, RGBA, gray with alpha) are refused with a ``ValueError``, as Pillow
+  would read them as 8 bits per channel (save them as TIFF instead);
 - every page of a TIFF file is one image (a stack of n pages gives n images;
   reduced-resolution pages are skipped).
 
@@ -76,13 +79,57 @@ def count_pages(path):
     return n
 
 
-def _pil_array(path, mask):
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour types with more than one channel: gray + alpha, RGB, RGBA
+_PNG_COLOUR_TYPES = {4: "gray with alpha", 2: "RGB", 6: "RGBA"}
+
+
+def _png_header(path):
+    """``(bit_depth, colour_type)`` of a PNG file, or None for other files."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def check_png_depth(path, what="image"):
+    """Refuse a 16-bit colour PNG, which Pillow reads as 8 bits per channel.
+
+    Pillow keeps 16-bit grayscale PNGs (mode "I;16") but converts 16-bit RGB,
+    RGBA and gray-with-alpha PNGs to 8 bits per channel without a word; no
+    reader installed with sksegment reads them losslessly.
+    """
+    try:
+        header = _png_header(path)
+    except OSError:
+        return  # reading the file reports it, naming the file
+    if header is None or header[0] != 16 or header[1] not in _PNG_COLOUR_TYPES:
+        return
+    raise ValueError(
+        f"cannot read {what} file {str(path)!r}: it is a 16-bit "
+        f"{_PNG_COLOUR_TYPES[header[1]]} PNG, which Pillow (the PNG reader) would read as 8 "
+        "bits per channel, losing precision. Save it as a 16-bit TIFF instead (e.g. "
+        "tifffile.imwrite('name.tif', array)), or as an 8-bit PNG if 8 bits are enough."
+    )
+
+
+def is_jpeg(path):
+    """Whether a file holds JPEG data (lossy), by its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
+
+
+def _pil_array(path, mask, colours=False):
     from PIL import Image
 
     with Image.open(path) as im:
         im.load()
         mode = im.mode
-        if mask and mode in ("P", "PA"):
+        if mask and mode in ("P", "PA") and not colours:
             # indices are the labels; the palette only gives them colours
             arr = np.asarray(im)
             return arr[..., 0] if arr.ndim == 3 else arr
@@ -96,19 +143,24 @@ def _pil_array(path, mask):
         return np.array(im)
 
 
-def read_pages(path, *, mask=False):
+def read_pages(path, *, mask=False, colours=False):
     """All images of one file, as a list of arrays ``(H, W)`` or ``(H, W, C)``.
 
     TIFF files give one array per page; other files one array. ``mask=True``
-    reads indexed PNGs as their indices. Any decoding failure raises a
-    ``ValueError`` that names the file.
+    reads indexed PNGs as their indices, unless ``colours=True`` (then as
+    their colours, RGB or RGBA). Any decoding failure raises a ``ValueError``
+    that names the file, as does a 16-bit colour PNG (Pillow would read it
+    as 8 bits).
     """
     path = Path(path)
     what = "mask" if mask else "image"
+    is_tiff = path.suffix.lower() in TIFF_SUFFIXES
+    if not is_tiff:
+        check_png_depth(path, what)
     try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
+        if is_tiff:
             return _tiff_pages(path)
-        return [_pil_array(path, mask)]
+        return [_pil_array(path, mask, colours)]
     except Exception as exc:  # any decoding failure names the file
         raise _decode_error(path, what, exc) from exc
 

@@ -228,7 +228,7 @@ def plot_segmentation(image, truth=None, prediction=None, *, classes=None, class
     background : "auto", label value or None, default="auto"
         Class shown without colour (the image shows through): "auto" is the
         first class (when there are two or more), None colours every class.
-    alpha : float, default=0.45
+    alpha : float in [0, 1], default=0.45
         Opacity of the class colours.
     score : {"mean_iou", "dice", "pixel_accuracy"} or None, default="mean_iou"
         Score of the prediction shown in the title (over ``classes``); None
@@ -267,6 +267,7 @@ def plot_segmentation(image, truth=None, prediction=None, *, classes=None, class
         raise ValueError(f"titles must hold three strings; got {titles!r}.")
     if score is not None and score not in _SCORES:
         raise ValueError(f"score must be one of {_SCORES} or None; got {score!r}.")
+    alpha = check_number(alpha, "alpha", low=0, high=1)
     masks = {}
     for name, mask in (("truth", truth), ("prediction", prediction)):
         if mask is not None:
@@ -328,7 +329,7 @@ def plot_overlay(image, labels, *, classes=None, class_names=None, background="a
         are two or more), None colours every class.
     ignore_label : label value or None, default=None
         Pixels with this label are not coloured and not in the legend.
-    alpha : float, default=0.45
+    alpha : float in [0, 1], default=0.45
         Opacity of the class colours.
     legend : bool, default=True
         Draw the legend (beside the image).

@@ -272,6 +272,18 @@ def test_failures_exit_1_and_name_the_file(fitted, data, tmp_path, capsys):
         assert main(["info", str(tmp_path / name)]) == 1
         [line] = capsys.readouterr().err.strip().splitlines()
         assert message in line and name in line
+    # no input is replaced: not in the IMAGES folder, nor a file of a mask's name
+    assert main(["predict", str(model), images, "-o", images, "--overwrite", "-q"]) == 1
+    assert "is the IMAGES folder" in capsys.readouterr().err
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "im08.jpg").write_bytes(b"a photo")
+    for flags in ([], ["--overwrite"]):
+        assert main(["predict", str(model), str(data["test"][0]), "-o", str(kept), "-q",
+                     *flags]) == 1
+        assert "'im08.png' to write" in capsys.readouterr().err
+    assert sorted(p.name for p in kept.iterdir()) == ["im08.jpg"]
+    assert (kept / "im08.jpg").read_bytes() == b"a photo"
     # a mask of another size, named
     other = tmp_path / "other"
     save_masks(other, np.zeros((3, 16, 16), np.uint8), names=data["test_names"])

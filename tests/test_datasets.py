@@ -505,6 +505,192 @@ def test_unreadable_files_name_the_file(folders, rng, damage):
         load_images(images)
 
 
+def _png16(path, array, colour_type):
+    """Write a 16-bit PNG by hand (Pillow cannot write 16-bit colour PNGs)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    height, width = array.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in array)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels, colour_type, kind", [(3, 2, "RGB"), (4, 6, "RGBA"),
+                                                         (2, 4, "gray with alpha")])
+def test_16bit_colour_png_is_refused_not_truncated(folders, rng, channels, colour_type, kind):
+    tifffile = pytest.importorskip("tifffile")
+    images, masks = folders
+    image = rng.integers(0, 65536, (5, 6, channels), dtype=np.uint16)
+    _png16(images / "a.png", image, colour_type)
+    _write(masks / "a.png", np.zeros((5, 6), np.uint8))
+    with pytest.raises(ValueError, match=rf"image file '.*a\.png'.* 16-bit {kind} PNG.*TIFF"):
+        load_images(images)
+    with pytest.raises(ValueError, match=rf"image file '.*a\.png'.* 16-bit {kind} PNG"):
+        load_image_folder(images, masks)
+    # as a mask, too, even through a palette
+    _png16(masks / "a.png", image, colour_type)
+    _write(images / "a.png", np.zeros((5, 6), np.uint8))
+    with pytest.raises(ValueError, match=rf"mask file '.*a\.png'.* 16-bit {kind} PNG"):
+        load_image_folder(images, masks, palette={(0, 0, 0): 0})
+    # the fix the message gives reads every bit back
+    (images / "a.png").unlink()
+    tifffile.imwrite(images / "a.tif", image[..., :1] if channels == 2 else image,
+                     photometric="minisblack" if channels == 2 else "rgb")
+    expected = image[..., 0] if channels == 2 else image
+    np.testing.assert_array_equal(load_images(images), expected[None])
+
+
+def test_16bit_gray_png_stays_uint16(folders, rng):
+    images, masks = folders
+    image = rng.integers(0, 65536, (5, 6), dtype=np.uint16)
+    labels = rng.integers(0, 65536, (5, 6), dtype=np.uint16)
+    _png16(images / "a.png", image, 0)
+    _png16(masks / "a.png", labels, 0)
+    X, y = load_image_folder(images, masks)
+    assert X.dtype == y.dtype == np.uint16
+    np.testing.assert_array_equal(X[0], image)
+    np.testing.assert_array_equal(y[0], labels)
+
+
+@pytest.mark.parametrize("values, dtype", [
+    ([0, 1, 2], np.uint8), ([0, 300], np.uint16), ([-1, 0, 3], np.int8),
+    ([-1, 200], np.int16), ([0, 70000], np.uint32),
+])
+def test_float_masks_with_whole_values_become_integer_labels(folders, values, dtype):
+    tifffile = pytest.importorskip("tifffile")
+    images, masks = folders
+    labels = np.zeros((2, 5, 6), np.float32)
+    labels[0, :2] = values[0]
+    labels[1, 3:] = values[-1]
+    labels[0, 4, :len(values)] = values
+    for i, m in enumerate(labels):
+        _write(images / f"{i}.png", np.zeros((5, 6), np.uint8))
+        tifffile.imwrite(masks / f"{i}.tif", m)  # float32, as ImageJ writes them
+    _, y = load_image_folder(images, masks)
+    assert isinstance(y, np.ndarray) and y.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(y, labels)
+    # with an integer mask beside them: one dtype that holds all labels
+    (masks / "1.tif").unlink()
+    _write(masks / "1.png", np.full((5, 6), 255, np.uint8))
+    _, y = load_image_folder(images, masks)
+    assert isinstance(y, np.ndarray) and y.dtype == np.result_type(dtype, np.uint8)
+    np.testing.assert_array_equal(y[0], labels[0])
+    assert (y[1] == 255).all()
+
+
+@pytest.mark.parametrize("bad, match", [(0.5, "not whole numbers.*0.5"), (np.nan, "nan"),
+                                        (np.inf, "inf")])
+def test_float_masks_with_other_values_name_the_file(folders, bad, match):
+    tifffile = pytest.importorskip("tifffile")
+    images, masks = folders
+    for name in ("a", "b"):
+        _write(images / f"{name}.png", np.zeros((4, 4), np.uint8))
+        tifffile.imwrite(masks / f"{name}.tif", np.ones((4, 4), np.float64))
+    mask = np.ones((4, 4), np.float64)
+    mask[1, 1:3] = bad
+    tifffile.imwrite(masks / "b.tif", mask)
+    with pytest.raises(ValueError, match=rf"mask 'b\.tif'.*{match}.* at 2 pixel\(s\)"):
+        load_image_folder(images, masks)
+
+
+def test_jpeg_masks_warn_once_naming_them(folders, rng):
+    import warnings
+
+    images, masks = folders
+    for name in ("a", "b", "c"):
+        _write(images / f"{name}.jpg", rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    _write(masks / "a.png", np.zeros((16, 16), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # JPEG images and PNG masks: no warning
+        _write(masks / "b.png", np.zeros((16, 16), np.uint8))
+        _write(masks / "c.png", np.zeros((16, 16), np.uint8))
+        load_image_folder(images, masks)
+    labels = np.zeros((16, 16), np.uint8)
+    labels[4:12, 4:12] = 100
+    labels[6:10, 6:10] = 200
+    (masks / "b.png").unlink()
+    (masks / "c.png").unlink()
+    _write(masks / "b.jpg", labels)
+    _write(masks / "c.jpeg", labels)
+    with pytest.warns(UserWarning) as record:
+        _, y = load_image_folder(images, masks)
+    assert len(record) == 1
+    text = str(record[0].message)
+    assert "'b.jpg', 'c.jpeg'" in text and "compression noise" in text
+    assert "PNG or TIFF" in text and "a.png" not in text
+    assert record[0].filename == __file__  # points at the caller
+    assert len(np.unique(y[1])) > 3  # the noise the warning is about
+
+
+def test_palette_maps_indexed_masks_by_their_colours(folders):
+    from PIL import Image
+
+    images, masks = folders
+    indices = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
+    im = Image.fromarray(indices)
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0] * 759)
+    im.save(masks / "a.png")
+    _write(images / "a.png", np.zeros((2, 3), np.uint8))
+    # no palette: the indices are the labels
+    _, y = load_image_folder(images, masks)
+    np.testing.assert_array_equal(y[0], indices)
+    # the user's palette names the colours shown: it decides the labels
+    palette = {(0, 0, 0): 0, (255, 0, 0): 7, (0, 0, 255): 300}
+    _, y = load_image_folder(images, masks, palette=palette)
+    assert y.dtype == np.uint16
+    np.testing.assert_array_equal(y[0], [[0, 7, 300], [300, 7, 0]])
+    # a shown colour not in it is an error naming the file and the colour
+    with pytest.raises(ValueError, match=r"a\.png.*colour \(0, 0, 255\).*2 pixel"):
+        load_image_folder(images, masks, palette={(0, 0, 0): 0, (255, 0, 0): 1})
+    # save_masks' indexed PNGs read back through their own palette
+    y = np.array([[[0, 7], [255, 0]]], np.uint8)
+    own = {(0, 0, 0): 0, (255, 0, 0): 7, (0, 0, 255): 255}
+    save_masks(masks, y, names=["a"], palette=own, overwrite=True)
+    _write(images / "a.png", np.zeros((2, 2), np.uint8))
+    _, back = load_image_folder(images, masks, palette=own)
+    np.testing.assert_array_equal(back, y)
+
+
+def test_save_masks_refuses_what_cannot_be_read_back(tmp_path):
+    with pytest.raises(ValueError, match=r"y holds empty masks: shape \(2, 0, 8\)"):
+        save_masks(tmp_path / "m", np.zeros((2, 0, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"y\[1\] is an empty mask of shape \(3, 0\)"):
+        save_masks(tmp_path / "m", [np.zeros((3, 3), np.uint8), np.zeros((3, 0), np.uint8)])
+    y = np.zeros((2, 4, 4), np.uint8)
+    with pytest.raises(ValueError, match="names must be file names without null bytes"):
+        save_masks(tmp_path / "m", y, names=["a", "b\0c"])
+    with pytest.raises(ValueError, match=r"names must not start with '\.'.*hidden.*'\.b'"):
+        save_masks(tmp_path / "m", y, names=["a", ".b"])
+    assert not (tmp_path / "m").exists()  # nothing written on refusal
+
+
+@pytest.mark.parametrize("old_suffix", [".png", ".PNG", ".jpg"])
+def test_save_masks_one_file_per_name_whatever_the_extension(tmp_path, old_suffix):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    masks.mkdir()
+    _write(masks / f"a{old_suffix}", np.ones((4, 4), np.uint8))
+    (masks / "notes.txt").write_text("other files are left alone")
+    y = np.full((2, 4, 4), 70000, np.int32)  # written as TIFF files
+    with pytest.raises(FileExistsError, match=rf"a\{old_suffix} exists.*two files named 'a'"
+                                              r".*overwrite=True"):
+        save_masks(masks, y, names=["b", "a"])
+    assert sorted(p.name for p in masks.iterdir()) == [f"a{old_suffix}", "notes.txt"]
+    paths = save_masks(masks, y, names=["b", "a"], overwrite=True)
+    assert sorted(p.name for p in masks.iterdir()) == ["a.tif", "b.tif", "notes.txt"]
+    _images_like(images, y)
+    for i, name in enumerate(["b", "a"]):
+        (images / f"{i:03d}.png").rename(images / f"{name}.png")
+    _, back = load_image_folder(images, masks)
+    np.testing.assert_array_equal(back, y)
+    assert [p.name for p in paths] == ["b.tif", "a.tif"]
+
+
 def test_load_images_reads_one_folder(tmp_path, rng):
     X = rng.integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
     for i, x in enumerate(X):

@@ -117,6 +117,24 @@ def test_plot_overlay_colours_follow_the_classes_not_the_image(scene):
         plot_overlay(image, truth + 0.5, fig=Figure())
 
 
+@pytest.mark.parametrize("plot", [plot_segmentation, plot_overlay])
+@pytest.mark.parametrize("alpha, exc", [(5, ValueError), (-0.1, ValueError),
+                                        (float("nan"), ValueError), (float("inf"), ValueError),
+                                        ("0.5", TypeError), (True, TypeError)])
+def test_alpha_is_checked_alike_by_every_plot(scene, plot, alpha, exc):
+    image, truth, _ = scene
+    fig = Figure()
+    with pytest.raises(exc, match=r"alpha must be a finite number in \[0, 1\]"):
+        plot(image, truth, alpha=alpha, fig=fig)
+    assert not fig.axes  # refused before anything is drawn
+    # the bounds themselves are fine: alpha=0 leaves the image as it is
+    a0 = plot(image, truth, alpha=0, fig=Figure()).axes[-1].get_images()[0].get_array()
+    a1 = plot(image, truth, alpha=1, fig=Figure()).axes[-1].get_images()[0].get_array()
+    grey = (image - image.min()) / np.ptp(image)
+    np.testing.assert_allclose(a0[3, 3], [grey[3, 3]] * 3, atol=1e-6)
+    assert np.ptp(a1[3, 3]) > 0.1
+
+
 def test_plot_overlay_with_pyplot(scene, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     import matplotlib.pyplot as plt

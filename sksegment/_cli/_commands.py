@@ -215,7 +215,7 @@ def _post(post, indices):
 def run_predict(args):
     from tqdm.auto import tqdm
 
-    from .._folders import load_images, save_masks
+    from .._folders import _same_names, load_images, save_masks
     from .._image_io import SUFFIX, default_palette, mask_storage, write_proba
 
     model, seg = load_model(args.model)
@@ -223,6 +223,9 @@ def run_predict(args):
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise CLIError(f"output is not a folder: {str(outdir)!r}")
+    if outdir.is_dir() and outdir.resolve() == Path(images).resolve():
+        raise CLIError(f"output {str(outdir)!r} is the IMAGES folder: the masks would replace "
+                       "or pair with the images; write them to another folder")
     classes = np.asarray(seg.classes_)
     kind, dtype = mask_storage(classes.dtype, int(classes.min()), int(classes.max()),
                                args.format)
@@ -239,6 +242,14 @@ def run_predict(args):
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise CLIError(f"output file exists: {str(existing[0])!r}{more}; pass --overwrite "
                            "to replace")
+    # a file of a mask's name with another extension (an input image, say) is
+    # never replaced, --overwrite or not: the folder would pair both by name
+    clashes = _same_names(outdir, targets[:len(names)])
+    if clashes:
+        path, others = next(iter(clashes.items()))
+        raise CLIError(f"output folder holds {str(others[0])!r}, a file named {path.stem!r} "
+                       f"like the mask {path.name!r} to write; files pair by name without "
+                       "extension, so write the masks to another folder")
     if args.tta is not None:
         seg.set_params(tta=args.tta)
     seg.set_params(verbose=0)
