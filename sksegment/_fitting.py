@@ -29,6 +29,7 @@ from ._data import (
     n_channels,
     unique_labels,
 )
+from ._forward import too_small
 from ._inference import check_tile_size
 from ._normalization import intensity_statistics, make_normalization
 from ._outputs import collect
@@ -245,7 +246,26 @@ class FitMixin:
                                else make_normalization(kind, stats, self.n_channels_in_))
         if kind is None:
             _warn_unscaled(stats)
+        self._check_depth_fits()
         return choice["reasons"]
+
+    def _check_depth_fits(self):
+        """The training patches (or the smallest images) must pass a built-in
+        network of depth ``depth_``."""
+        if not isinstance(self.model, str):
+            return
+        size = tuple(self.patch_size_ or self.fingerprint_["shape_min"])
+        problem = too_small(*size, 2 ** self.depth_, self.norm_, training=True)
+        if problem:
+            what = (f"patch_size_ {size}" if self.patch_size_ is not None
+                    else f"the smallest training images ({size[0]} x {size[1]})")
+            deepest = next((d for d in range(self.depth_ - 1, 0, -1)
+                            if not too_small(*size, 2 ** d, self.norm_, training=True)), None)
+            give = f"Give depth={deepest} or less, " if deepest else "Give larger images, "
+            norm = " or norm='group'" if self.norm_ in ("instance", "batch") else ""
+            raise ValueError(
+                f"X: depth={self.depth_} is too deep for {what}: {problem}. {give}a larger "
+                f"patch_size{norm}.")
 
     def _augment_by_budget(self, chain, prepare, X, epochs, first):
         """``augment="auto"`` follows the budget: before each epoch, the

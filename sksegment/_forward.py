@@ -93,6 +93,26 @@ def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
     return y.reshape(lead + (h + ph, w + pw)), (h, w)
 
 
+def too_small(h, w, multiple, norm, training=False):
+    """Why an input of ``h x w`` cannot pass a built-in network that halves it
+    until it is ``multiple`` times smaller (its input padded to multiples of
+    ``multiple``), or None when it can.
+
+    Instance normalisation needs more than one pixel at the bottleneck, and
+    so does batch normalisation in training (a last batch may hold one
+    image); in training, a network deeper than the input is large learns
+    from padding, not image.
+    """
+    if training and multiple > max(h, w):
+        return (f"halving {h} x {w} pixels down to 1/{multiple} leaves less than one pixel of "
+                "image at the bottleneck")
+    if -(-h // multiple) * -(-w // multiple) < 2 and (
+            norm == "instance" or (training and norm == "batch")):
+        return (f"{h} x {w} pixels halved down to 1/{multiple} leave a bottleneck of one pixel, "
+                f"which {norm} normalisation cannot normalise")
+    return None
+
+
 def gaussian_importance_map(tile_h, tile_w, sigma_scale=1 / 8, *, min_weight=1e-4,
                             device=None, dtype=torch.float32):
     """Gaussian weights for blending overlapping tile predictions.

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _training
 from ._arrays import is_dask
 from ._data import check_finite, check_images, intensity_scale, n_channels, unique_labels
-from ._forward import AutocastForward
+from ._forward import AutocastForward, too_small
 from ._inference import make_predictions
 from ._normalization import Normalizer
 from ._outputs import check_out
@@ -51,10 +51,25 @@ class PredictMixin:
             )
         if out is not None:
             check_out(out, images, output, self.classes_, n_classes=self.n_classes_)
+        if isinstance(self.model, str):  # a built-in network: is every image large enough?
+            self._check_sizes(images)
         if not lazy_dask:
             check_finite(images, "X")
             self._warn_other_units(images)
         return images, _join_chains(chain, self._augment_chain)
+
+    def _check_sizes(self, images):
+        multiple, norm = self._pad_multiple(self.model_), getattr(self, "norm_", None)
+        shapes = ([img.shape[:2] for img in images] if isinstance(images, list)
+                  else [images.shape[1:3]])
+        for i, (h, w) in enumerate(shapes):
+            problem = too_small(int(h), int(w), multiple, norm)
+            if problem:
+                where = f"X[{i}] is" if isinstance(images, list) else "the images of X are"
+                raise ValueError(
+                    f"{where} too small for the network (depth_={self.depth_}): {problem}. "
+                    f"Pad them to at least {2 * multiple} pixels along one side (for example "
+                    "np.pad with mode='reflect'), or fit a shallower network.")
 
     # images whose largest value, in the network's units, is this many times
     # larger or smaller than the training images' are in other units
@@ -64,10 +79,13 @@ class PredictMixin:
         """Images of another dtype than in fit may reach the network in other
         units (uint8 scaled by 1/255, floats as given): compare the first
         image's largest value with the training images' and warn."""
+        if not isinstance(images, (list, np.ndarray)) or isinstance(images, np.memmap):
+            return  # read on demand: no extra read of a whole image
         first = images[0]
         fitted = np.dtype(getattr(self, "input_dtype_", first.dtype))
         fit_max = (getattr(self, "fingerprint_", None) or {}).get("intensity", {}).get("max")
-        if first.dtype == fitted or not fit_max or not isinstance(first, np.ndarray):
+        if (first.dtype == fitted or not fit_max or type(first) is not np.ndarray
+                or first.base is not None and isinstance(first.base, np.memmap)):
             return
         peak = float(np.abs(first).max()) * intensity_scale(first.dtype)
         seen = max(abs(float(v)) for v in fit_max)

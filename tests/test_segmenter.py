@@ -260,6 +260,34 @@ def test_predict_warns_when_images_come_in_other_units():
         floats.predict(list(X))
 
 
+@pytest.mark.parametrize("params, match", [
+    (dict(depth=12), (r"depth=12 is too deep for the smallest training images \(16 x 16\): "
+                      r"halving .* less than one pixel.* Give depth=3 or less")),
+    (dict(depth=4, norm="instance"), "bottleneck of one pixel, which instance normalisation"),
+    (dict(depth=4, norm="batch"), "bottleneck of one pixel, which batch normalisation"),
+    (dict(depth=2, patch_size=4, norm="instance"), r"too deep for patch_size_ \(4, 4\)"),
+])
+def test_a_network_too_deep_for_the_images_is_refused_before_training(params, match):
+    X, y = make_shapes(n_samples=7, image_size=16, random_state=0)
+    seg = CNNSegmenter(**{**TINY, "batch_size": 2, **params})
+    with pytest.raises(ValueError, match=match):
+        seg.fit(X, y)
+    assert not hasattr(seg, "model_")
+    # group norm normalises one pixel; the bottleneck then holds image
+    CNNSegmenter(**{**TINY, "batch_size": 2, **params, "depth": 4, "norm": "group",
+                    "patch_size": None}).fit(X, y)
+
+
+def test_images_too_small_for_instance_norm_are_named_at_predict():
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    seg = CNNSegmenter(**{**TINY, "norm": "instance"}).fit(X, y)
+    with pytest.raises(ValueError, match=r"X\[1\] is too small .* at least 8 pixels"):
+        seg.predict([X[0], X[1, :4, :4]])
+    assert seg.predict(X[:, :4, :5]).shape == (6, 4, 5)  # two pixels at the bottleneck
+    grouped = CNNSegmenter(**{**TINY, "norm": "group"}).fit(X, y)
+    assert grouped.predict(X[:, :3, :3]).shape == (6, 3, 3)  # padding is enough
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
