@@ -15,6 +15,8 @@ unnormalised range) and before the network. The same numbers go into the
 export's JSON.
 """
 
+import math
+
 import numpy as np
 import torch
 
@@ -27,6 +29,7 @@ NORMALIZATIONS = ("zscore", "minmax", "imagenet")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Pixels sampled per image (with replacement) for the percentiles (the
 #: means are exact).
 _SAMPLES_PER_IMAGE = 4096
@@ -61,7 +64,17 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
     stats : dict
         ``mean``, ``std``, ``min``, ``max`` (exact) and ``percentiles``
         (a dict from each percentile to its per-channel values), each a
-        list of one float per channel.
+        list of one float per channel, all finite: the moments are
+        accumulated in float64 (Chan et al.'s parallel update of each
+        image's mean and variance, values scaled by a power of two where
+        their squares could overflow in float32).
+
+    Raises
+    ------
+    ValueError
+        Naming X, for float64 images with values beyond float32's range
+        (the network computes in float32: rescale them), or when
+        ``transform`` makes values NaN or infinite.
 
     Examples
     --------
@@ -74,21 +87,20 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
     """
     rng = np.random.RandomState(random_state)
     c = n_channels(images)
-    total = torch.zeros(c, dtype=torch.float64)
-    total_sq = torch.zeros(c, dtype=torch.float64)
+    moments = _Moments(c)
     low = torch.full((c,), float("inf"), dtype=torch.float64)
     high = torch.full((c,), -float("inf"), dtype=torch.float64)
-    count = 0
     samples, kept, rate = [], 0, 1.0  # a uniform sample of at most 2 * _MAX_SAMPLES pixels
     for x in _batches(images, transform, device):
-        # Per image and channel in float32 (torch sums in cascades), then
-        # across images in float64: no float64 or squared copy of a batch.
-        total += x.sum(dim=(2, 3)).double().sum(0).cpu()
-        total_sq += torch.linalg.vector_norm(x, dim=(2, 3)).double().square().sum(0).cpu()
-        low = torch.minimum(low, x.amin(dim=(0, 2, 3)).double().cpu())
-        high = torch.maximum(high, x.amax(dim=(0, 2, 3)).double().cpu())
+        batch_low = x.amin(dim=(0, 2, 3)).double().cpu()
+        batch_high = x.amax(dim=(0, 2, 3)).double().cpu()
+        if not (torch.isfinite(batch_low).all() and torch.isfinite(batch_high).all()):
+            raise ValueError("X: the deterministic augmentation steps (an "
+                             "IntensityStandardizer, say) turn the images into NaN or infinite "
+                             "values; their intensity statistics cannot be computed.")
+        low, high = torch.minimum(low, batch_low), torch.maximum(high, batch_high)
+        moments.add(x, torch.maximum(batch_low.abs(), batch_high.abs()))
         pixels = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last batches
-        count += pixels.shape[0]
         take = int(rng.binomial(min(pixels.shape[0], _SAMPLES_PER_IMAGE * x.shape[0]), rate))
         idx = torch.from_numpy(rng.randint(0, pixels.shape[0], take)).to(pixels.device)
         # a copy the NumPy allocator owns: small torch blocks kept alive
@@ -99,14 +111,76 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
         while kept > 2 * _MAX_SAMPLES:  # halve what is kept, and the rate from now on
             samples = [np.concatenate(samples)[rng.rand(kept) < 0.5]]
             kept, rate = len(samples[0]), rate / 2
-    mean = total / count
-    var = (total_sq / count - mean.square()).clamp_(min=0)
-    sample = np.concatenate(samples)
+    # the sample is bounded: float64 keeps the percentiles' interpolation
+    # (hi - lo) finite for values near float32's limits
+    sample = np.concatenate(samples).astype(np.float64)
     del samples
-    return {"mean": mean.tolist(), "std": var.sqrt().tolist(), "min": low.tolist(),
-            "max": high.tolist(),
-            "percentiles": {float(q): np.percentile(sample, q, axis=0).tolist()
-                            for q in percentiles}}
+    stats = {"mean": moments.mean.tolist(), "std": moments.std.tolist(), "min": low.tolist(),
+             "max": high.tolist(),
+             "percentiles": {float(q): np.percentile(sample, q, axis=0).tolist()
+                             for q in percentiles}}
+    values = [*stats["mean"], *stats["std"],
+              *(v for p in stats["percentiles"].values() for v in p)]
+    if not np.isfinite(values).all():  # not expected: float64 holds float32's squares
+        raise ValueError(f"X: the intensity statistics of images with values from "
+                         f"{min(stats['min']):.4g} to {max(stats['max']):.4g} are not "
+                         "finite; rescale X (divide it by a constant) before fitting.")
+    return stats
+
+
+#: Largest magnitude a batch's channel may reach before its moments are
+#: taken on a scaled copy: float32 squares (and their sums over an image,
+#: on devices that accumulate in float32) stay far below float32's limit.
+_SAFE_MAGNITUDE = 2.0 ** 40
+
+
+class _Moments:
+    """Per-channel count, mean and sum of squared deviations (M2), streamed
+    over batches in float64 with Chan et al.'s parallel update (each image's
+    moments from :func:`torch.var_mean`, a stable one-pass algorithm).
+
+    Values larger than :data:`_SAFE_MAGNITUDE` are scaled by a power of two
+    (exact) for :func:`torch.var_mean`, so that neither sums nor squares
+    overflow in float32; the moments are scaled back in float64, which holds
+    the square of any float32.
+    """
+
+    def __init__(self, c):
+        self.count = 0
+        self.mean_ = torch.zeros(c, dtype=torch.float64)
+        self.m2 = torch.zeros(c, dtype=torch.float64)
+
+    def add(self, x, magnitude):
+        """``x`` float (N, C, H, W); ``magnitude`` its largest ``|value|``
+        per channel (float64, on the CPU)."""
+        scale = torch.ones_like(magnitude)
+        large = magnitude > _SAFE_MAGNITUDE
+        if large.any():
+            exponents = [math.frexp(m)[1] if big else 0
+                         for m, big in zip(magnitude.tolist(), large.tolist())]
+            scale = torch.tensor([2.0 ** e for e in exponents], dtype=torch.float64)
+            inverse = (1.0 / scale).to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+            x = x * inverse  # a copy of this batch only
+        var, mean = torch.var_mean(x, dim=(2, 3), correction=0)  # (N, C)
+        var = var.double().cpu() * scale.square()
+        mean = mean.double().cpu() * scale
+        n_images, per_image = x.shape[0], x.shape[2] * x.shape[3]
+        batch_mean = mean.mean(0)
+        batch_m2 = (var.sum(0) + (mean - batch_mean).square().sum(0)) * per_image
+        n_batch = n_images * per_image
+        total = self.count + n_batch
+        delta = batch_mean - self.mean_
+        self.mean_ = self.mean_ + delta * (n_batch / total)
+        self.m2 = self.m2 + batch_m2 + delta.square() * (self.count * (n_batch / total))
+        self.count = total
+
+    @property
+    def mean(self):
+        return self.mean_
+
+    @property
+    def std(self):
+        return (self.m2 / max(self.count, 1)).clamp(min=0).sqrt()
 
 
 def _batches(images, transform, device):
@@ -116,6 +190,13 @@ def _batches(images, transform, device):
     with torch.no_grad():
         for batch in _host_batches(images):
             x = to_tensor(batch, device)
+            if batch.dtype.kind == "f" and batch.dtype.itemsize > 4 and torch.isinf(x).any():
+                # finite (checked) on the host, beyond float32's range on the device
+                largest = float(np.abs(batch).max())
+                raise ValueError(
+                    f"X holds values as large as {largest:.4g} in magnitude, beyond the range "
+                    f"of float32 (about {_FLOAT32_MAX:.3g}), in which the network computes; "
+                    "rescale X (divide it by a constant, say) before fitting.")
             yield transform(x) if transform is not None else x
 
 

@@ -15,7 +15,10 @@ fingerprint beat hand tuning on most segmentation problems:
 - **Depth**: downsample while the bottleneck keeps at least 4 pixels along
   the shorter patch axis (nnU-Net pools an axis while it is at least 8
   pixels long) and the widest level has at most 512 feature maps (nnU-Net's
-  cap for 2-D networks); the patch is then a multiple of ``2 ** depth``.
+  cap for 2-D networks); the patch is then a multiple of ``2 ** depth``
+  (a side shorter than twice that stays whole and is padded: rounding it
+  down would leave one pixel at the bottleneck). Patches too small for
+  one such halving get the least depth, 1.
 - **Batch**: as many patches as the step budget allows (nnU-Net:
   ``round(reference / estimate * 12)``), at most as many as cover 5 % of
   all training pixels per step, and at least 2.
@@ -123,9 +126,15 @@ def default_augmenters(n_channels, extras=True, spread=1.0):
 
 def intensity_spread(fingerprint):
     """The training intensities' standard deviation, the mean over channels,
-    from a fingerprint (:func:`data_fingerprint`); 1.0 without one."""
+    from a fingerprint (:func:`data_fingerprint`); 1.0 without one. Always
+    finite: channels whose value is not (a fingerprint of an older version)
+    are left out, and 1.0 stands in when none is."""
     std = (fingerprint or {}).get("intensity", {}).get("std")
-    return float(np.mean(std)) if std else 1.0
+    values = np.asarray(std if std else [], dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 1.0
+    return float(np.sum(values / values.size))  # divided first: no overflow near float64's limit
 
 
 def projected_epochs(max_epochs, max_time, first_epoch_seconds):
@@ -256,6 +265,24 @@ def _round_to(value, multiple):
     return max(multiple, int(value // multiple) * multiple)
 
 
+def bottleneck(shape, depth):
+    """The bottleneck a U-Net of ``depth`` keeps of an input ``shape``
+    padded to multiples of ``2 ** depth``."""
+    return tuple(-(-int(v) // 2 ** depth) for v in shape)
+
+
+def _depth_reason(shape, depth, what):
+    """The log line of ``depth="auto"``: what the depth keeps of ``shape``."""
+    kept = bottleneck(shape, depth)
+    if min(shape) < 2 * MIN_BOTTLENECK:  # below one halving that keeps MIN_BOTTLENECK
+        one = "; one pixel" if math.prod(kept) < 2 else ""
+        return (f"depth {depth}: the {what} {tuple(shape)} is too small to keep "
+                f"{MIN_BOTTLENECK} pixels along its shorter axis at the bottleneck; the least "
+                f"depth keeps {kept}{one} (padded to multiples of {2 ** depth})")
+    return (f"depth {depth}: bottleneck of at least {MIN_BOTTLENECK} pixels on {tuple(shape)}, "
+            f"at most {MAX_FEATURES} feature maps")
+
+
 def _step_fits(cost, batch, device):
     units, macs = cost
     if device["type"] == "cuda" and device["memory_bytes"]:
@@ -325,7 +352,11 @@ def plan(fingerprint, device, *, patch_size="auto", depth="auto", batch_size="au
                 break
             patch[axis] = max(unit, patch[axis] - unit)
         unit = 2 ** depth_of(tuple(patch))
-        patch = tuple(_round_to(p, unit) if p >= unit else p for p in patch)
+        # a multiple of the unit that keeps at least 2 bottleneck pixels per
+        # axis; a shorter side stays whole (padded): rounding 3 down to 2
+        # would leave one pixel at the bottleneck, which instance norm cannot
+        # normalise
+        patch = tuple(_round_to(p, unit) if p >= 2 * unit else p for p in patch)
         if patch[0] >= largest[0] and patch[1] >= largest[1]:
             planned_patch = None
             reasons.append(f"whole images: the median image {median} fits the step budget "
@@ -341,8 +372,8 @@ def plan(fingerprint, device, *, patch_size="auto", depth="auto", batch_size="au
 
     if depth == "auto":
         planned_depth = depth_for(shape, width)
-        reasons.append(f"depth {planned_depth}: bottleneck of at least {MIN_BOTTLENECK} pixels "
-                       f"on {shape}, at most {MAX_FEATURES} feature maps")
+        reasons.append(_depth_reason(shape, planned_depth,
+                                     "median image" if planned_patch is None else "patch"))
     else:
         planned_depth = depth
 

@@ -464,3 +464,88 @@ def test_auto_depth_takes_a_custom_network_s_own_depth(data):
                        random_state=0, device="cpu").fit(X, y)
     assert seg.get_params()["depth"] == "auto" and seg.depth_ == 2
     assert seg.patch_size_ is None or all(p % 4 == 0 for p in seg.patch_size_)
+
+
+@pytest.mark.parametrize("kind", ["float64", "float32", "uint64"])
+def test_large_finite_intensities_fit_with_finite_statistics(kind):
+    # their squares overflow float32 (the float64 and float32 images) or
+    # their sums of squares do (uint64 near its maximum); the brightness
+    # shift of augment="auto" was then NaN or infinite
+    from sksegment._normalization import intensity_statistics
+    from sksegment._planning import intensity_spread
+
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    data = {"float64": X.astype(np.float64) * 1e30,
+            "float32": (X.astype(np.float32) / 255 * np.float32(3e38)).astype(np.float32),
+            "uint64": np.iinfo(np.uint64).max - X.astype(np.uint64) * (2 ** 55)}[kind]
+    seg = CNNSegmenter(width=4, depth=2, max_epochs=1, random_state=0, device="cpu").fit(data, y)
+    stats = seg.fingerprint_["intensity"]
+    exact = data.astype(np.float32).astype(np.float64)  # what the network sees
+    assert stats["mean"][0] == pytest.approx(exact.mean(), rel=1e-5)
+    assert stats["std"][0] == pytest.approx(exact.std(), rel=1e-5)
+    assert np.isfinite(stats["percentiles"][99.5]).all()
+    # the shift of augment="auto" (applied from 20 epochs) is finite
+    assert intensity_spread(seg.fingerprint_) == pytest.approx(exact.std(), rel=1e-5)
+    assert seg.predict(data[:2]).shape == (2, 16, 16)
+    # a large offset keeps its small spread (E[x^2] - E[x]^2 lost it)
+    offset = 1000 + 0.01 * np.random.RandomState(0).randn(3, 16, 16, 1).astype(np.float32)
+    assert intensity_statistics(offset)["std"][0] == pytest.approx(
+        offset.astype(np.float64).std(), rel=1e-3)
+
+
+def test_images_beyond_float32_are_refused_naming_x():
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    seg = CNNSegmenter(width=4, depth=2, max_epochs=1, device="cpu")
+    with pytest.raises(ValueError, match=r"X holds values as large as 2\.55e\+154 .*float32.*"
+                                         r"rescale X"):
+        seg.fit(X.astype(np.float64) * 1e152, y)
+    assert not hasattr(seg, "fingerprint_") and not hasattr(seg, "model_")
+
+
+def test_intensity_spread_is_always_finite():
+    from sksegment._planning import intensity_spread
+
+    assert intensity_spread({"intensity": {"std": [float("nan"), 2.0, float("inf")]}}) == 2.0
+    assert intensity_spread({"intensity": {"std": [float("nan")]}}) == 1.0
+    assert intensity_spread({"intensity": {"std": [1.5e308, 1.5e308]}}) == pytest.approx(1.5e308)
+
+
+@pytest.mark.parametrize("size, depth, kept, patch", [
+    ((2, 2), 1, "(1, 1); one pixel", None), ((3, 3), 1, "(2, 2)", None),
+    ((4, 4), 1, "(2, 2)", None), ((3, 40), 1, "(2, 20)", None)])
+def test_tiny_images_log_the_bottleneck_they_keep(size, depth, kept, patch):
+    choice = plan(fingerprint(size, 8), CPU)
+    assert (choice["patch_size"], choice["depth"]) == (patch, depth)
+    (reason,) = [r for r in choice["reasons"] if r.startswith("depth")]
+    assert reason == (f"depth 1: the median image {size} is too small to keep 4 pixels along its "
+                      f"shorter axis at the bottleneck; the least depth keeps {kept} (padded to "
+                      "multiples of 2)")
+
+
+def test_short_patch_sides_stay_whole_rather_than_keep_one_bottleneck_pixel():
+    # 3 x 3 was rounded down to a patch of 2 x 2 (a one-pixel bottleneck)
+    assert plan(fingerprint((3, 3), 8), CPU)["patch_size"] is None
+    # an explicit depth: 12 was rounded down to 8, one pixel at depth 3
+    assert plan(fingerprint((12, 12), 8), CPU, depth=3)["patch_size"] is None
+    choice = plan(fingerprint((8, 8), 8), CPU)
+    assert choice["depth"] == 1 and "bottleneck of at least 4 pixels on (8, 8)" in \
+        choice["reasons"][1]
+
+
+@pytest.mark.parametrize("size", [3, 4, 8])
+def test_default_fit_on_tiny_images_trains_and_predicts(size):
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    o = 8 - size // 2
+    X, y = X[:, o:o + size, o:o + size], y[:, o:o + size, o:o + size]
+    seg = CNNSegmenter(max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    assert seg.norm_ == "instance" and seg.depth_ == 1 and seg.patch_size_ is None
+    assert seg.predict(X).shape == y.shape
+
+
+def test_default_fit_on_two_pixel_images_is_refused_naming_them():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    X, y = X[:, 7:9, 7:9], y[:, 7:9, 7:9]
+    seg = CNNSegmenter(max_epochs=1, random_state=0, device="cpu")
+    with pytest.raises(ValueError, match=r"2 x 2.*bottleneck of one pixel"):
+        seg.fit(X, y)
+    assert not hasattr(seg, "model_")
