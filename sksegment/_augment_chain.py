@@ -397,6 +397,9 @@ def sample_images(chain, X, y, random_state, mask_fill):
     """Apply ``chain`` (after the chain attached to ``X``) to NumPy images and
     masks, batch by batch on the CPU; returns copies in the input's dtype and
     layout (see :meth:`sksegment.augmentation.RandomFlip.sample`)."""
+    from ._augment_base import check_random_state_arg  # (a circular import at the top)
+
+    check_random_state_arg(random_state)
     images, pre = unwrap(X)
     chain = pre + chain
     imgs = check_images(images, "X")

@@ -14,7 +14,7 @@ from ._data import check_ignore_index
 from ._metric_base import check_labels, check_pair, found_labels
 from ._metric_boundary import boundary_f1_score, hausdorff_distance, surface_dice
 from ._metric_overlap import dice_score, iou_score, pixel_accuracy
-from ._validation import check_bool, did_you_mean
+from ._validation import check_bool, did_you_mean, is_real
 
 
 def _accepts(func, name):
@@ -23,6 +23,53 @@ def _accepts(func, name):
     except (TypeError, ValueError):
         return False
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def check_score(value, name="scoring"):
+    """A scorer's result as ``float``, or a ``TypeError`` naming ``name``.
+
+    A real number (NumPy scalars, and one-element arrays or tensors, count; a
+    bool does not) is returned as ``float``; NaN is kept (a score may be
+    undefined).
+
+    Parameters
+    ----------
+    value : object
+        What ``scorer(estimator, X, y)`` returned.
+    name : str, default="scoring"
+        The argument the scorer came from, for the message.
+
+    Returns
+    -------
+    score : float
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_score(np.float32(0.5))
+    0.5
+    >>> check_score("x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: scoring must return a real number (a float, greater is better); it returned 'x'...
+    """
+    number = value
+    if not is_real(number) and hasattr(number, "item"):
+        try:  # a one-element array or tensor
+            number = number.item()
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    if not is_real(number):
+        raise TypeError(
+            f"{name} must return a real number (a float, greater is better); it returned "
+            f"{value!r} ({type(value).__name__}). Make the scorer (estimator, X, y) return "
+            "one number, e.g. float(...) of a metric.")
+    return float(number)
 
 
 class _SegmentationScorer:

@@ -66,6 +66,13 @@ def _check_dtype(out, name, output, classes):
                         f"{dtype}.")
 
 
+#: What each ``output`` kind writes, for messages: the whole array, one image.
+_WHAT = {"labels": "labels (n, H, W)", "proba": "probabilities (n, H, W, n_classes)",
+         "uncertainty": "uncertainty map (n, H, W)"}
+_PER_IMAGE = {"labels": "(H, W) for labels", "proba": "(H, W, n_classes) for probabilities",
+              "uncertainty": "(H, W) for the uncertainty map"}
+
+
 def _expected(hw, output, n_classes):
     return tuple(hw) + ((n_classes,) if output == "proba" else ())
 
@@ -80,7 +87,9 @@ def check_out(out, images, output, classes, *, n_classes=None, name="out"):
         when every image has one size; for images of different sizes, a list
         with one ``(H, W)`` / ``(H, W, K)`` array per image.
     images : checked images (ndarray, LazyArray or list)
-    output : {"labels", "proba"}
+    output : {"labels", "proba", "uncertainty"}
+        What is written: label images, class probabilities, or a per-pixel
+        uncertainty map (``(n, H, W)`` floats).
     classes : ndarray
         ``classes_``: label outputs must hold each value exactly.
     n_classes : int, default=len(classes)
@@ -99,7 +108,7 @@ def check_out(out, images, output, classes, *, n_classes=None, name="out"):
     n_classes = len(classes) if n_classes is None else n_classes
     n = len(images)
     shapes = [image_shape(images, i) for i in range(n)]
-    what = "labels (n, H, W)" if output == "labels" else "probabilities (n, H, W, n_classes)"
+    what = _WHAT[output]
     if isinstance(out, (list, tuple)):
         if len(out) != n:
             raise ValueError(f"{name} is a list of {len(out)} arrays but X has {n} images.")
@@ -116,12 +125,11 @@ def check_out(out, images, output, classes, *, n_classes=None, name="out"):
     if len(set(shapes)) > 1:
         raise ValueError(
             f"X holds images of different sizes, which do not fit one array {name}; pass "
-            f"{name} as a list with one array per image (shape (H, W) for labels, "
-            "(H, W, n_classes) for probabilities).")
+            f"{name} as a list with one array per image (shape {_PER_IMAGE[output]}).")
     want = (n,) + _expected(shapes[0], output, n_classes)
     if tuple(out.shape) != want:
-        raise ValueError(f"{name} has shape {tuple(out.shape)}; the {what} of X need shape "
-                         f"{want}.")
+        raise ValueError(f"{name} has shape {tuple(out.shape)}; for the {what} of X it "
+                         f"needs shape {want}.")
     _check_dtype(out, name, output, classes)
     _check_no_overlap([out], images, name)
     return out

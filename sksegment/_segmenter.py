@@ -20,6 +20,7 @@ from . import _training
 from ._arrays import is_dask, is_dask_images
 from ._data import check_ignore_index
 from ._fitting import FitMixin
+from ._metric_scorers import check_score
 from ._outputs import collect
 from ._predicting import PredictMixin
 from ._validation import (
@@ -706,7 +707,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
             from ._dask import EagerView
 
             estimator = EagerView(self)
-        return float(self._get_scorer()(estimator, X, y))
+        return check_score(self._get_scorer()(estimator, X, y))
 
 
     def export(self, path, format="torch.export"):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ._checkpoint import rng_state, save_checkpoint, to_cpu
 from ._data import IGNORE, HostArray, host_images, to_tensor
+from ._metric_scorers import check_score
 from ._prefetch import Prefetcher
 
 #: The clock of time budgets (a module attribute, so that tests can replace it).
@@ -302,6 +303,40 @@ def _nonfinite_message(lr, max_grad_norm):
     )
 
 
+def _loss_label(loss_fn):
+    """The user's loss in a few words: the callable a ``_CallableLoss`` wraps,
+    or the module's class."""
+    fn = getattr(loss_fn, "fn", None)
+    return repr(fn) if fn is not None else type(loss_fn).__name__
+
+
+def check_loss_value(loss, logits, loss_fn):
+    """Raise a clear error when a training step's loss cannot be back-propagated.
+
+    Reads only tensor metadata (type, shape, ``requires_grad``): no device sync.
+
+    Raises
+    ------
+    TypeError
+        The loss did not return a scalar tensor.
+    ValueError
+        The loss does not depend on the logits (``requires_grad`` is False
+        while the logits require it): it was computed from detached tensors,
+        NumPy values, or is a constant.
+    """
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"loss {_loss_label(loss_fn)} must return a scalar tensor; got "
+                        f"{type(loss).__name__}"
+                        + (f" of shape {tuple(loss.shape)}"
+                           if isinstance(loss, torch.Tensor) else "") + ".")
+    if logits.requires_grad and not loss.requires_grad:
+        raise ValueError(
+            f"loss {_loss_label(loss_fn)} must be computed from the logits with torch "
+            "operations; its value does not depend on them (requires_grad is False), so "
+            "the network cannot learn from it. Do not detach the logits, call .item(), "
+            ".numpy() or torch.tensor(...) on them, or return a constant.")
+
+
 class Trainer:
     """Owns the model, optimizer, schedule and precision for one fit.
 
@@ -340,7 +375,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             logits = self.forward(x)
-        loss = self.loss_fn(logits.float(), y)
+        logits = logits.float()
+        loss = self.loss_fn(logits, y)
+        check_loss_value(loss, logits, self.loss_fn)
         finite = torch.isfinite(loss)
         if self.dist is not None:  # every rank skips a step when any rank must
             finite = self.dist.all_finite(finite)
@@ -608,7 +645,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
             score = None
             if validate is not None:
                 model.eval()
-                score = float(validate())
+                score = check_score(validate())
                 record["val_score"] = score
                 log.validation_scores.append(score)
             record["seconds"] = clock() - t0

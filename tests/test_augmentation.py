@@ -912,3 +912,20 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install sksegment\[plot\]"):
         plot_segmentation(np.zeros((4, 4)))
+
+
+@pytest.mark.parametrize("random_state, error", [(-1, ValueError), (2**32, ValueError),
+                                                 (1.5, TypeError), (True, TypeError)])
+def test_sample_random_state_is_named(random_state, error):
+    X = np.zeros((2, 8, 8), np.uint8)
+    y = np.zeros((2, 8, 8), np.uint8)
+    with pytest.raises(error, match="random_state must be None, an integer"):
+        RandomFlip().sample(X, y, random_state=random_state)
+
+
+def test_sample_accepts_random_states():
+    X = np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8)
+    a, _ = RandomFlip().sample(X, random_state=np.random.RandomState(3))
+    b, _ = RandomFlip().sample(X, random_state=3)
+    np.testing.assert_array_equal(a, b)
+    RandomFlip().sample(X, random_state=np.int64(2**32 - 1))

@@ -254,3 +254,40 @@ def test_registry_model_errors(model, exc, match):
 def test_registry_depth_width_errors(depth, width, exc, match):
     with pytest.raises(exc, match=match):
         build_model("unet", 1, 2, depth=depth, width=width)
+
+
+class _Declares(nn.Module):
+    """A custom network declaring a given downsampling_factor."""
+
+    def __init__(self, factor, in_channels=1, n_classes=3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, n_classes, 3, padding=1)
+        self.downsampling_factor = factor
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("factor, error", [("x", TypeError), (2.0, TypeError),
+                                           (True, TypeError), (0, ValueError),
+                                           (-2, ValueError)])
+def test_invalid_downsampling_factor_is_named(factor, error):
+    with pytest.raises(error, match=r"downsampling_factor of the model \(_Declares\)"):
+        downsampling_factor(_Declares(factor))
+    # through a fit: the same error, and the estimator is left as it was
+    from sksegment import CNNSegmenter
+    from sksegment.datasets import make_shapes
+
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    seg = CNNSegmenter(model=_Declares(factor, X.shape[-1] if X.ndim == 4 else 1),
+                       width=4, depth=2, max_epochs=1, device="cpu")
+    before = dict(seg.__dict__)
+    with pytest.raises(error, match="downsampling_factor.*_Declares"):
+        seg.fit(X, y)
+    assert seg.__dict__.keys() == before.keys()
+
+
+def test_valid_downsampling_factor_is_an_int():
+    assert downsampling_factor(_Declares(np.int64(4))) == 4
+    assert type(downsampling_factor(_Declares(np.int64(4)))) is int
+    assert downsampling_factor(_Declares(1)) == 1

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV, cross_validate
 
 from sksegment import CNNSegmenter
@@ -133,3 +134,43 @@ def test_multimetric_grid_search_with_scorers_from_names():
                                                       labels=grid.best_estimator_.classes_))
     with pytest.raises(ValueError, match="did you mean 'mean_iou'"):
         get_scorer(["mean_iuo", "dice"])
+
+
+def _tiny_shapes():
+    return make_shapes(n_samples=6, image_size=16, random_state=0)
+
+
+TINY = dict(width=4, depth=2, max_epochs=1, device="cpu", random_state=0)
+
+
+@pytest.mark.parametrize("loss", [
+    lambda logits, target: torch.tensor(1.0),
+    lambda logits, target: logits.detach().mean(),
+])
+def test_loss_not_computed_from_logits_is_named(loss):
+    X, y = _tiny_shapes()
+    seg = CNNSegmenter(loss=loss, **TINY)
+    with pytest.raises(ValueError, match=r"loss .*does not depend on them \(requires_grad"):
+        seg.fit(X, y)
+    assert not hasattr(seg, "model_")
+
+
+@pytest.mark.parametrize("value", ["x", None, np.array([0.1, 0.2])])
+def test_scoring_must_return_a_number(value):
+    X, y = _tiny_shapes()
+    seg = CNNSegmenter(scoring=lambda est, X, y: value, early_stopping=True,
+                       validation_fraction=0.34, **TINY)
+    with pytest.raises(TypeError, match="scoring must return a real number"):
+        seg.fit(X, y)
+    assert not hasattr(seg, "model_")
+
+
+def test_check_score_accepts_numbers():
+    from sksegment._metric_scorers import check_score
+
+    assert check_score(np.float32(0.5)) == 0.5
+    assert check_score(torch.tensor(0.25)) == 0.25
+    assert check_score(np.array([2])) == 2.0
+    assert np.isnan(check_score(float("nan")))
+    with pytest.raises(TypeError, match="scoring must return a real number"):
+        check_score(True)

@@ -124,3 +124,11 @@ def test_compile_is_used_at_predict_and_not_pickled(trained, monkeypatch):
     seg.predict(X[:2])
     assert len(calls) >= 2 and "_compiled_predict" in vars(seg)
     assert "_compiled_predict" not in vars(clone_with(seg))
+
+
+def test_uncertainty_out_shape_error_describes_the_map():
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    seg = CNNSegmenter(width=4, depth=2, max_epochs=1, device="cpu", random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"uncertainty map \(n, H, W\).*\(6, 16, 16\)") as info:
+        seg.predict_uncertainty(X, out=np.empty((6, 16, 16, 3), np.float32))
+    assert "probabilities" not in str(info.value)

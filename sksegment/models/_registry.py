@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from .._validation import check_int, did_you_mean
+from .._validation import check_int, did_you_mean, is_int
 from ._fcn import FCN
 from ._unet import UNet
 
@@ -95,7 +95,17 @@ def downsampling_factor(module, default=1):
 
     Returns
     -------
-    factor : int
+    factor : int or default
+        The network's ``downsampling_factor`` (a positive int), or ``default``
+        when it has none.
+
+    Raises
+    ------
+    TypeError
+        The network (an ``nn.Module``) declares a ``downsampling_factor`` that
+        is not an int (a bool is not one).
+    ValueError
+        The network declares a ``downsampling_factor`` < 1.
 
     Examples
     --------
@@ -107,4 +117,19 @@ def downsampling_factor(module, default=1):
     >>> downsampling_factor(nn.Conv2d(1, 2, 3, padding=1), default=1)
     1
     """
-    return getattr(module, "downsampling_factor", default)
+    factor = getattr(module, "downsampling_factor", None)
+    if factor is None:
+        return default
+    if not isinstance(module, nn.Module):
+        # a factory (a class or function), not the network: its attribute is
+        # not the network's; the network it builds is checked instead
+        return factor if is_int(factor) and factor >= 1 else default
+    what = (f"the downsampling_factor of the model ({type(module).__name__}) must be an "
+            f"integer >= 1 (H and W of its input are multiples of it)")
+    if not is_int(factor):
+        raise TypeError(f"{what}; got {factor!r} ({type(factor).__name__}). Set it to a "
+                        f"positive int, or remove the attribute if any size will do.")
+    if factor < 1:
+        raise ValueError(f"{what}; got {factor!r}. Set it to a positive int, or remove "
+                         f"the attribute if any size will do.")
+    return int(factor)
