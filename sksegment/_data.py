@@ -40,6 +40,9 @@ def intensity_scale(dtype):
     return 1.0
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_dtype(arr, name):
     if arr.dtype.kind not in "biuf":
         raise TypeError(
@@ -51,9 +54,15 @@ def _check_finite(arr, name):
     """Reject NaN/inf, reading ``arr`` in bounded blocks (no full-size temporary)."""
     if arr.dtype.kind != "f":
         return
+    wide = arr.dtype.itemsize > 4  # float64 values may lie beyond float32, the network's
     for block in iter_blocks(arr):
         if not np.isfinite(block).all():
             raise ValueError(f"{name} contains NaN or infinity; clean or impute it before fitting.")
+        if wide and block.size and float(np.abs(block).max()) > _FLOAT32_MAX:
+            raise ValueError(
+                f"{name} holds values as large as {float(np.abs(block).max()):.3g}, beyond the "
+                f"range of float32 ({_FLOAT32_MAX:.3g}) in which the network computes; rescale "
+                f"{name} (for example divide it by its largest absolute value).")
 
 
 def _as_array(obj, name):

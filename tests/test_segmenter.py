@@ -288,6 +288,14 @@ def test_images_too_small_for_instance_norm_are_named_at_predict():
     assert grouped.predict(X[:, :3, :3]).shape == (6, 3, 3)  # padding is enough
 
 
+def test_images_beyond_float32_are_refused_at_predict():
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY).fit(X.astype(np.float64), y)
+    with pytest.raises(ValueError, match=r"X\[1\] holds values as large as .* rescale X\[1\]"):
+        seg.predict([X[0].astype(np.float64), X[1].astype(np.float64) * 1e300])
+    assert seg.predict(X.astype(np.float64) * 1e30).shape == (6, 16, 16)  # within float32
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
