@@ -189,19 +189,20 @@ def _gaussian_kernels(sigma, radius):
     return k / k.sum(dim=1, keepdim=True)
 
 
-def _separable_blur(x, kernels):
+def _separable_blur(x, kernels, replicate=True):
     """Blur each sample of ``x`` (N, C, H, W) with its own 1-D kernel (N, k)
-    along both axes, replicating the border."""
+    along both axes, replicating the border; ``replicate=False`` keeps only
+    the pixels the kernel covers whole (H and W shrink by ``k - 1``)."""
     n, c, h, w = x.shape
     k = kernels.shape[1]
-    r = k // 2
+    r = k // 2 if replicate else 0
     weight = kernels.to(x.dtype)[:, None].expand(n, c, k).reshape(n * c, k)
     flat = x.reshape(1, n * c, h, w)
-    flat = F.conv2d(F.pad(flat, (r, r, 0, 0), mode="replicate"),
+    flat = F.conv2d(F.pad(flat, (r, r, 0, 0), mode="replicate") if r else flat,
                     weight[:, None, None, :], groups=n * c)
-    flat = F.conv2d(F.pad(flat, (0, 0, r, r), mode="replicate"),
+    flat = F.conv2d(F.pad(flat, (0, 0, r, r), mode="replicate") if r else flat,
                     weight[:, None, :, None], groups=n * c)
-    return flat.reshape(n, c, h, w)
+    return flat.reshape(n, c, *flat.shape[-2:])
 
 
 # --------------------------------------------------------------------------
@@ -350,9 +351,11 @@ class ElasticOp(Op):
         gh, gw = -(-h // step), -(-w // step)
         s = self.sigma / step
         radius = max(1, math.ceil(3 * s))
-        noise = _draw("normal", (n, 2, gh, gw), generator, device)
+        # noise beyond the border too, blurred where the kernel covers it
+        # whole: a replicated border sample would move the edges further
+        noise = _draw("normal", (n, 2, gh + 2 * radius, gw + 2 * radius), generator, device)
         kernel = _gaussian_kernels(torch.full((n,), s, device=device), radius)
-        field = _separable_blur(noise, kernel)
+        field = _separable_blur(noise, kernel, replicate=False)
         field = field / (kernel[0] ** 2).sum()  # variance of blurred white noise
         if step > 1:
             field = F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False)

@@ -210,6 +210,23 @@ def test_elastic_displacement_has_requested_size():
     np.testing.assert_allclose(ElasticDeformation(alpha=0.0, p=1.0).sample(X)[0], X, atol=1e-4)
 
 
+def test_elastic_displacement_is_as_large_at_the_border_as_inside():
+    h = w = 48
+    rows, cols = np.mgrid[:h, :w]
+    y = np.broadcast_to(rows * w + cols, (120, h, w)).copy()  # each pixel its own label
+    _, ya = ElasticDeformation(alpha=3.0, sigma=8.0, p=1.0).sample(
+        np.zeros((120, h, w), np.float32), y, random_state=0, mask_fill=-1)
+    inside = ya >= 0
+    moved = np.where(inside, ya // w, 0) - rows  # rows each pixel came from
+
+    def rms(columns):
+        return np.sqrt((moved[:, :, columns][inside[:, :, columns]] ** 2).mean())
+
+    centre, edge = rms(slice(20, 28)), rms(slice(0, 2))
+    assert 2.0 < centre < 4.0
+    assert 0.75 < edge / centre < 1.3  # a replicated border sample made it 2.4 times
+
+
 # ---------------------------------------------------------------------------
 # Photometric augmenters
 # ---------------------------------------------------------------------------
