@@ -437,6 +437,9 @@ def sample_images(chain, X, y, random_state, mask_fill):
     if is_list:
         X_out = [a[0, ..., 0] if np.ndim(img) == 2 and a.shape[-1] == 1 else a[0]
                  for a, img in zip(xs, images)]
+        # an image no op changed may still be the caller's memory: copy it
+        X_out = [a.copy() if isinstance(img, np.ndarray) and np.shares_memory(a, img) else a
+                 for a, img in zip(X_out, images)]
         # each mask back in its own dtype (it holds its own labels and the fill)
         y_out = None if masks is None else [m[0].astype(mk.dtype, copy=False)
                                             for m, mk in zip(ys, masks)]

@@ -210,6 +210,22 @@ def test_elastic_displacement_has_requested_size():
     np.testing.assert_allclose(ElasticDeformation(alpha=0.0, p=1.0).sample(X)[0], X, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_sample_of_a_list_never_returns_the_callers_memory(dtype):
+    from sksegment.augmentation import AugmentationSampler
+
+    X = [np.zeros((8, 8), dtype), np.ones((6, 8), dtype)]
+    y = [np.zeros((8, 8), np.int64), np.zeros((6, 8), np.int64)]
+    outs = [RandomFlip(p=0.0).sample(X, y)[0],
+            AugmentationSampler(None, random_state=0).fit_resample(X, y)[0]]
+    for Xo in outs:
+        for a, b in zip(Xo, X):
+            assert not np.shares_memory(a, b)
+            np.testing.assert_array_equal(a, b)
+            a[...] = 7  # writing to the result leaves the input alone
+    assert X[0].max() == 0 and X[1].min() == 1
+
+
 def test_elastic_displacement_is_as_large_at_the_border_as_inside():
     h = w = 48
     rows, cols = np.mgrid[:h, :w]
