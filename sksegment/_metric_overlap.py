@@ -72,6 +72,10 @@ def _overlap_score(kind, y_true, y_pred, labels, average, per_image, ignore_inde
     cm = count_pixels(t, p, labels, ignore, per_image=per_image)
     score = _overlap_from_cm(cm, kind, average, zd)
     if per_image:
+        # an image with no counted pixel has no score, whatever zero_division says
+        empty = cm.sum(axis=(-2, -1)) == 0
+        if empty.any():
+            score = np.where(empty.reshape((-1,) + (1,) * (np.ndim(score) - 1)), np.nan, score)
         score = nanmean(score, axis=0)
     return finish(score, "IoU" if kind == "iou" else "Dice")
 

@@ -223,6 +223,14 @@ def test_per_image_skips_fully_ignored_images():
     assert iou_score(t, p, ignore_index=9, per_image=True) == pytest.approx(expected)
     assert iou_score(t, p, labels=[0, 1], ignore_index=9, per_image=True) == pytest.approx(
         expected)
+    # whatever zero_division says of absent classes, such an image has no score
+    for zd in (0, 1):
+        for average in ("macro", "micro", "weighted", None):
+            for score in (iou_score, dice_score):
+                got = score(t, p, ignore_index=9, per_image=True, zero_division=zd,
+                            average=average)
+                np.testing.assert_allclose(got, score(t[0], p[0], zero_division=zd,
+                                                      average=average))
 
 
 def test_per_image_equals_mean_of_single_images(rng):
