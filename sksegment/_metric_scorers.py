@@ -112,7 +112,8 @@ class _SegmentationScorer:
                 f"an array of shape {np.shape(score)} (for per-class metrics pass an "
                 "average)."
             )
-        return float(score) if self.greater_is_better else -float(score)
+        score = check_score(score, f"the metric of {self!r}")
+        return score if self.greater_is_better else -score
 
     def __repr__(self):
         name = getattr(self.metric, "__name__", repr(self.metric))

@@ -188,6 +188,8 @@ class Options:
         self.values = values
 
     def accepts(self, value):
+        if isinstance(value, (np.str_, np.bool_)):  # from NumPy arrays (a parameter grid)
+            value = value.item()
         return any(value is v or (type(value) is type(v) and value == v) for v in self.values)
 
     def __str__(self):

@@ -748,3 +748,26 @@ def test_labels_above_int64_are_refused_with_the_fix():
     y = np.array([[1, 2**63 + 5]], dtype=np.uint64)
     with pytest.raises(ValueError, match=r"y_true has label values above .*return_inverse"):
         mean_iou(y, y)
+
+
+def test_numpy_strings_are_options():
+    t = np.zeros((4, 4), int)
+    t[1:3, 1:3] = 1
+    assert iou_score(t, t, average=np.array(["micro"])[0]) == 1.0
+
+
+@pytest.mark.parametrize("value", ["0.5", True, None])
+def test_scorer_checks_what_the_metric_returns(value):
+    from sksegment.metrics import make_segmentation_scorer
+
+    class Identity:
+        classes_ = np.array([0, 1])
+        ignore_index = None
+
+        def predict(self, X):
+            return X
+
+    t = np.zeros((1, 4, 4), int)
+    scorer = make_segmentation_scorer(lambda y_true, y_pred: value)
+    with pytest.raises(TypeError, match="must return a real number"):
+        scorer(Identity(), t, t)

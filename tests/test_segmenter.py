@@ -296,6 +296,14 @@ def test_images_beyond_float32_are_refused_at_predict():
     assert seg.predict(X.astype(np.float64) * 1e30).shape == (6, 16, 16)  # within float32
 
 
+def test_numpy_booleans_and_strings_are_parameter_values():
+    X, y = make_shapes(n_samples=4, image_size=16, random_state=0)
+    flags, names = np.array([True, False]), np.array(["dice", "instance"])
+    seg = CNNSegmenter(**TINY, warm_start=flags[0], tta=flags[1], loss=names[0],
+                       norm=names[1]).fit(X, y)
+    assert seg.norm_ == "instance" and seg.n_iter_ == 2
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
