@@ -185,7 +185,7 @@ def n_channels(images):
     return images[0].shape[-1] if isinstance(images, list) else images.shape[-1]
 
 
-def check_masks(y, images, name="y"):
+def check_masks(y, images, name="y", images_name="X"):
     """Validate label images against ``images`` (from :func:`check_images`).
 
     Returns y as an ndarray or LazyArray (n, H, W), or a list of (H, W)
@@ -195,7 +195,7 @@ def check_masks(y, images, name="y"):
     n = len(images)
     if isinstance(y, (list, tuple)):
         if len(y) != n:
-            raise ValueError(f"{name} has {len(y)} masks but X has {n} images.")
+            raise ValueError(f"{name} has {len(y)} masks but {images_name} has {n} images.")
         masks = [_as_array(m, f"{name}[{i}]") for i, m in enumerate(y)]
         shapes = [m.shape for m in masks]
     else:
@@ -207,16 +207,17 @@ def check_masks(y, images, name="y"):
                 f"{name} must be label images of shape (n, H, W); got shape {masks.shape}."
             )
         if masks.shape[0] != n:
-            raise ValueError(f"{name} has {masks.shape[0]} masks but X has {n} images.")
+            raise ValueError(f"{name} has {masks.shape[0]} masks but {images_name} has {n} "
+                             "images.")
         shapes = [tuple(masks.shape[1:])] * n
     for i in range(n):
         shape = tuple(shapes[i])
         if len(shape) != 2:
             raise ValueError(f"{name}[{i}] must be a 2-D label image; got shape {shape}.")
         if shape != _image_shape(images, i):
-            _raise_if_channels_first(images, i, shape, name)
+            _raise_if_channels_first(images, i, shape, name, images_name)
             raise ValueError(
-                f"{name}[{i}] has shape {shape} but image {i} of X is "
+                f"{name}[{i}] has shape {shape} but image {i} of {images_name} is "
                 f"{_image_shape(images, i)}; masks and images must have the same height and "
                 "width."
             )
@@ -249,7 +250,7 @@ def _block_labels(block):
     return np.unique(block)
 
 
-def _raise_if_channels_first(images, i, mask_shape, name):
+def _raise_if_channels_first(images, i, mask_shape, name, images_name="X"):
     """A mismatch that a channels-first X explains gets its own message."""
     h, w = _image_shape(images, i)
     c = (images[i] if isinstance(images, list) else images).shape[-1]
@@ -258,7 +259,8 @@ def _raise_if_channels_first(images, i, mask_shape, name):
         move = ("np.moveaxis(X[i], 0, -1) for each image" if isinstance(images, list)
                 else "np.moveaxis(X, 1, -1)")
         raise ValueError(
-            f"X looks channels-first {layout} ({h} channels of {w} x {c}) while {name} has "
+            f"{images_name} looks channels-first {layout} ({h} channels of {w} x {c}) while "
+            f"{name} has "
             f"label images of {mask_shape[0]} x {mask_shape[1]}; sksegment takes images "
             f"channels last (n, H, W, C), as scikit-image does: pass {move}.")
 

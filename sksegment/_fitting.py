@@ -221,6 +221,8 @@ class FitMixin:
         _training.discard(None, trainer)
         self.postprocessing_ = (self._choose_postprocessing(validate)
                                 if self.postprocess == "auto" else explicit_post)
+        if self.postprocess != "auto":  # a report of an earlier fit's choice
+            self.__dict__.pop("postprocessing_report_", None)
         self.interrupted_ = interrupted
         self._rng = rng
 
@@ -420,10 +422,11 @@ class FitMixin:
         if X_val is not None:
             val_images, val_chain = unwrap(X_val)
             val_images = check_images(val_images, "X_val")
-            val_masks = check_masks(y_val, val_images, "y_val")
+            val_masks = check_masks(y_val, val_images, "y_val", "X_val")
             if n_channels(val_images) != self.n_channels_in_:
                 raise ValueError(f"X_val has {n_channels(val_images)} channels; X has "
                                  f"{self.n_channels_in_}.")
+            self._check_validation_sizes(val_images)
             return None, self._make_validate(val_images, val_masks, _join_chains(val_chain, chain))
         if not self.early_stopping:
             return None, None
@@ -440,6 +443,18 @@ class FitMixin:
         val_images = _take(images, val_idx)
         val_masks = _take(masks, val_idx)
         return train_idx, self._make_validate(val_images, val_masks, chain)
+
+    def _check_validation_sizes(self, images):
+        """X_val passes the network in evaluation, as predict's input does."""
+        if not isinstance(self.model, str):
+            return
+        shapes = ([img.shape[:2] for img in images] if isinstance(images, list)
+                  else [images.shape[1:3]])
+        for h, w in shapes:
+            problem = too_small(int(h), int(w), 2 ** self.depth_, self.norm_)
+            if problem:
+                raise ValueError(f"X_val holds images too small for the network (depth_="
+                                 f"{self.depth_}): {problem}. Pad them, or give larger ones.")
 
     def _make_validate(self, images, masks, chain):
         scorer = self._get_scorer()

@@ -304,6 +304,28 @@ def test_numpy_booleans_and_strings_are_parameter_values():
     assert seg.norm_ == "instance" and seg.n_iter_ == 2
 
 
+def test_validation_data_errors_name_x_val_and_come_before_training():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    seg = CNNSegmenter(**{**TINY, "norm": "instance"})
+    with pytest.raises(ValueError, match="y_val has 4 masks but X_val has 8 images"):
+        seg.fit(X, y, X_val=X, y_val=y[:4])
+    with pytest.raises(ValueError, match=r"y_val\[0\] has shape \(8, 8\) but image 0 of X_val"):
+        seg.fit(X, y, X_val=list(X[:3]), y_val=[m[:8, :8] for m in y[:3]])
+    loss = []
+    seg.set_params(loss=lambda logits, target: loss.append(1) or logits.mean())
+    with pytest.raises(ValueError, match="X_val holds images too small"):
+        seg.fit(X, y, X_val=X[:, :2, :2], y_val=y[:, :2, :2])
+    assert not loss and not hasattr(seg, "model_")
+
+
+def test_a_refit_drops_the_earlier_postprocessing_report():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY, postprocess="auto").fit(X[:6], y[:6], X_val=X[6:], y_val=y[6:])
+    assert hasattr(seg, "postprocessing_report_")
+    seg.set_params(postprocess=None).fit(X[:6], y[:6])
+    assert not hasattr(seg, "postprocessing_report_") and seg.postprocessing_ is None
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
