@@ -185,6 +185,9 @@ class FitMixin:
             if previous is not None:
                 trainer.load_state_dict(copy.deepcopy(previous["trainer"]))
                 log.load_state_dict(copy.deepcopy(previous["log"]))
+                if not incremental:  # a warm start is a run of its own: its own best weights
+                    log.best_score, log.best_epoch, log.best_state = -math.inf, None, None
+                    log.no_improvement = 0
                 trainer.schedule.max_epochs = max(trainer.schedule.max_epochs,
                                                   len(log.history) + schedule_epochs)
                 trainer.schedule.max_time = self.max_time

@@ -361,9 +361,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
     validation_scores_ : list of float
         Validation score of each epoch (empty without validation data).
     best_score_ : float or None
-        Best validation score.
+        Best validation score (of the last fit: a warm start is a run of its
+        own, which keeps its own best weights with ``early_stopping``).
     best_epoch_ : int or None
-        Epoch (1-based) of the best validation score.
+        Epoch (1-based, counted over every fit) of the best validation score.
     interrupted_ : bool
         Whether the last fit was stopped by Ctrl-C (KeyboardInterrupt). It
         then keeps the best weights on the validation data so far with

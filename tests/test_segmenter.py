@@ -326,6 +326,21 @@ def test_a_refit_drops_the_earlier_postprocessing_report():
     assert not hasattr(seg, "postprocessing_report_") and seg.postprocessing_ is None
 
 
+def test_warm_start_with_early_stopping_keeps_the_runs_best_weights():
+    X, y = make_shapes(n_samples=10, image_size=16, random_state=0)
+    seg = CNNSegmenter(**{**TINY, "max_epochs": 40}, warm_start=True, early_stopping=True,
+                       n_iter_no_change=2, tta=False, learning_rate=0.05,
+                       lr_schedule="constant")
+    first = None
+    for _ in range(3):
+        seg.fit(X[:6], y[:6], X_val=X[6:], y_val=y[6:])
+        # the weights kept are those that scored best_score_ in this run
+        assert seg.score(X[6:], y[6:]) == pytest.approx(seg.best_score_)
+        assert seg.best_epoch_ > (first or 0)
+        first = first or seg.n_iter_
+    assert len(seg.history_) == seg.n_iter_ > first
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
