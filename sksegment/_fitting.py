@@ -39,6 +39,10 @@ from .augmentation import make_chain, unwrap
 from .losses import compute_class_weight, get_loss
 from .models import build_model, downsampling_factor
 
+#: Parameters that shape the fitted network or its optimizer state: a
+#: continued fit (warm_start, partial_fit) refuses a change of them.
+_DESIGN = ("model", "width", "depth", "norm", "normalize", "optimizer")
+
 
 class FitMixin:
     """Fitting, for :class:`sksegment.CNNSegmenter`."""
@@ -65,6 +69,7 @@ class FitMixin:
         return self
 
     def _run_fit(self, run, X, y, X_val, y_val, n_epochs, incremental, classes):
+        fit_start = _training._clock()  # max_time counts the scans and the plan too
         # data parallel under torchrun (None otherwise); first, so that ranks given
         # different data or parameters all stop here rather than wait for each other
         dist = run["dist"] = _distributed.start(self.distributed, self.device, (X, y, X_val, y_val),
@@ -125,8 +130,11 @@ class FitMixin:
             counts = count_pixels(masks, codec, self.n_classes_)
             if not continuing:
                 reasons = self._plan(images, counts, full_chain.deterministic(), device)
+                self._design = {k: getattr(self, k) for k in _DESIGN}
                 if self.verbose:
                     self._print_plan(reasons)
+            else:
+                self._continue_plan()
             if default_augment:  # no deterministic op: the plan saw the same chain
                 spread = _planning.intensity_spread(getattr(self, "fingerprint_", None))
                 self.augment_ = _planning.default_augmenters(self.n_channels_in_, spread=spread)
@@ -199,10 +207,10 @@ class FitMixin:
             meta = {"classes": self.classes_.tolist(), "n_channels": int(self.n_channels_in_),
                     "network": type(model).__name__,
                     "optimizer": _checkpoint.optimizer_meta(trainer.optimizer)}
-            time_offset = 0.0
+            time_offset = _training._clock() - fit_start
             if self.resume and checkpoint is not None and os.path.exists(checkpoint):
                 epochs = _checkpoint.resume(checkpoint, meta, trainer, log, rng, epochs)
-                time_offset = log.train_time
+                time_offset += log.train_time
 
             if dist is not None:  # DDP for the steps, this rank's share of the batches
                 sampler, validate = dist.prepare(trainer, sampler, validate, epochs,
@@ -354,6 +362,33 @@ class FitMixin:
         labels = unique_labels(masks)
         return labels if ignore is None else labels[labels != ignore]
 
+    def _continue_plan(self):
+        """warm_start / partial_fit train the fitted network on: explicit
+        batch and patch sizes given since apply; the network, its
+        normalisation and the optimizer (whose state goes on) must not change."""
+        design = getattr(self, "_design", {})
+        resolved = {"depth": self.depth_, "norm": self.norm_,
+                    "normalize": (self.normalization_ or {}).get("kind")}
+        for name, fitted in design.items():
+            value = getattr(self, name)
+            if value == "auto" and name in resolved:
+                continue  # "auto" keeps what was chosen
+            if name == "normalize":
+                value = "zscore" if value == "auto" else value
+            same = value is fitted or (type(value) is type(fitted) and value == fitted)
+            if not same and not (name in resolved and value == resolved[name]):
+                raise ValueError(
+                    f"{name}={value!r} differs from the fitted network's "
+                    f"({resolved.get(name, fitted)!r}); warm_start and partial_fit train that "
+                    f"network on. Set {name} back, or fit a new network (warm_start=False, or "
+                    "sklearn.base.clone).")
+        if self.batch_size != "auto":
+            self.batch_size_ = int(self.batch_size)
+        if self.patch_size != "auto":
+            self.patch_size_ = (None if self.patch_size is None else
+                                tuple(int(v) for v in np.broadcast_to(self.patch_size, 2)))
+            self._check_depth_fits()
+
     def _check_continuation(self, images, masks, ignore):
         """warm_start / partial_fit: new data must fit the fitted model."""
         unseen = np.setdiff1d(self._labels(masks, ignore), self.classes_)
@@ -483,6 +518,15 @@ class _ValidationView:
         return collect(self._seg._predict_images(self._images, self._chain, "labels",
                                                   verbose=0, tta=False),
                         self._images, self.classes_)
+
+    def predict_proba(self, X):
+        return collect(self._seg._predict_images(self._images, self._chain, "proba",
+                                                  verbose=0, tta=False), self._images)
+
+    def __getattr__(self, name):
+        # anything else a scorer reads (n_classes_, predict_uncertainty, ...):
+        # the segmenter's, which holds the network in training
+        return getattr(self._seg, name)
 
 
 def _warn_unscaled(stats):

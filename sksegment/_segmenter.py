@@ -160,8 +160,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         (a one-cycle or cosine schedule reaches its end when the time runs
         out), then keep the weights of the last step (or the best on
         validation with ``early_stopping``). With an explicit ``max_epochs``
-        training stops at whichever comes first. Validation and the
-        fingerprint count in the budget; the last validation runs after it.
+        training stops at whichever comes first. The budget counts from the
+        start of ``fit``: the scans of the data before training (labels,
+        class counts, the fingerprint) and validation count in it; the last
+        validation runs after it.
     patch_size : "auto", int, (int, int) or None, default="auto"
         Train on random crops of this size; None trains on whole images.
         "auto" takes the median image, shrunk until a step of the smallest

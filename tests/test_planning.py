@@ -218,6 +218,24 @@ def test_max_time_stops_after_the_step_that_spends_it(data, fake_clock):
     assert last.get("steps", 3) <= 3
 
 
+def test_max_time_counts_the_scans_before_training(data, fake_clock, monkeypatch):
+    from sksegment import _fitting
+
+    X, y = data
+    scan = _fitting.intensity_statistics
+
+    def slow_scan(*args, **kwargs):  # the fingerprint's scan takes 2.5 s
+        fake_clock.now += 2.5
+        return scan(*args, **kwargs)
+
+    monkeypatch.setattr(_fitting, "intensity_statistics", slow_scan)
+    seg = CNNSegmenter(**dict(TINY, max_epochs="auto"), batch_size=4, max_time=5.5,
+                       loss=_timed_loss(fake_clock), lr_schedule="onecycle")
+    seg.fit(X, y)
+    # 3 of the 5.5 s are left for steps: one epoch of 3 steps ends the budget
+    assert seg.n_iter_ == 1 and seg.history_[-1]["time"] == pytest.approx(3.0)
+
+
 def test_max_time_cuts_an_epoch_and_lays_the_schedule_over_the_budget(data, fake_clock):
     X, y = data
     lrs = []

@@ -341,6 +341,43 @@ def test_warm_start_with_early_stopping_keeps_the_runs_best_weights():
     assert len(seg.history_) == seg.n_iter_ > first
 
 
+@pytest.mark.parametrize("change", [dict(optimizer="sgd"), dict(width=8), dict(depth=1),
+                                    dict(normalize="minmax"), dict(norm="batch")])
+def test_a_continued_fit_refuses_another_network_or_optimizer(change):
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    for continued in ("warm_start", "partial_fit"):
+        seg = CNNSegmenter(**{**TINY, "norm": "instance"}, warm_start=continued == "warm_start")
+        seg = seg.fit(X, y) if continued == "warm_start" else seg.partial_fit(X, y)
+        before = seg.predict_proba(X[:2])
+        seg.set_params(**change)
+        with pytest.raises(ValueError, match=f"{next(iter(change))}=.* differs from the fitted "):
+            seg.fit(X, y) if continued == "warm_start" else seg.partial_fit(X, y)
+        np.testing.assert_array_equal(seg.predict_proba(X[:2]), before)
+
+
+def test_a_continued_fit_applies_explicit_batch_and_patch_sizes():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    seg = CNNSegmenter(**{**TINY, "batch_size": "auto"}, warm_start=True).fit(X, y)
+    seg.set_params(batch_size=3, patch_size=8, depth=seg.depth_, norm=seg.norm_).fit(X, y)
+    assert (seg.batch_size_, seg.patch_size_, seg.n_iter_) == (3, (8, 8), 4)
+    assert seg.get_params()["normalize"] == "auto"
+
+
+def test_a_scoring_callable_sees_the_segmenter_during_validation():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+
+    def confidence(est, X, y):
+        proba = est.predict_proba(X)
+        assert proba.shape[-1] == est.n_classes_ == 3
+        return float(proba.max(-1).mean())
+
+    seg = CNNSegmenter(**TINY, scoring=confidence, tta=False).fit(
+        X[:6], y[:6], X_val=X[6:], y_val=y[6:])
+    scores = [h["val_score"] for h in seg.history_]
+    assert len(scores) == 2 and all(1 / 3 < v <= 1 for v in scores)
+    assert scores[-1] == pytest.approx(confidence(seg, X[6:], y[6:]), abs=1e-6)
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
