@@ -106,6 +106,8 @@ def _check_class_images(labels, name, allow_negative=False):
 
 def _check_one(img, name, ndim, allow_negative):
     arr = _as_array(img, name)
+    if not isinstance(arr, np.ndarray):  # read on demand (dask, zarr, h5py): the steps
+        arr = np.asarray(arr[(slice(None),) * arr.ndim])  # need whole images in memory
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a 2-D label image (H, W); got shape {arr.shape}.")
     if arr.dtype.kind not in "biu":

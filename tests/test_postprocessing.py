@@ -462,3 +462,15 @@ def test_a_class_step_changes_only_its_class_or_background(labels, step, connect
         assert (source != 0).all()
         if step[1] != FOREGROUND:
             assert (source == step[1]).all()
+
+
+def test_steps_read_arrays_that_read_on_demand():
+    da = pytest.importorskip("dask.array")
+    labels = np.zeros((2, 6, 6), np.uint8)
+    labels[:, 1:3, 1:3] = 1
+    labels[:, 4, 4] = 1
+    expected = keep_largest_component(labels, 1)
+    got = keep_largest_component(da.from_array(labels, chunks=(1, 3, 3)), 1)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(labels[:, 4, 4], 1)  # the input is not modified
