@@ -6,6 +6,9 @@ the preprocessing that must come before it and the labels that come after:
 
 - ``input_scale``: multiply the raw image values by it (1/255 for uint8,
   1/65535 for uint16, 1 otherwise);
+- ``preprocessing``: the deterministic steps of the segmenter's ``augment``,
+  in order, after the scale: ``{"kind": "standardize", "mean", "scale"}``
+  computes ``(x - mean[c]) / scale[c]`` (an ``IntensityStandardizer``);
 - ``normalization``: null, or ``{"kind", "shift", "scale"}``: then compute
   ``(x - shift[c]) / scale[c]`` for each channel ``c``, and move channels
   first;
@@ -82,6 +85,21 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
     with open(path + ".json", "w") as fh:
         json.dump(meta, fh, indent=2, default=_jsonable)
     return path
+
+
+def preprocessing_steps(chain):
+    """The deterministic ops of a segmenter's own augmentation chain as JSON
+    steps; an op the JSON cannot describe raises (nothing is left out)."""
+    steps = []
+    for op in chain.deterministic().ops:
+        if op.name != "IntensityStandardizer":
+            raise ValueError(f"export cannot describe the deterministic step {op!r} of "
+                             "augment in its JSON file; apply it before the exported network "
+                             "yourself, or use normalize= instead.")
+        steps.append({"kind": "standardize",
+                      "mean": [float(v) for v in np.ravel(op.mean)],
+                      "scale": [float(v) for v in np.ravel(op.scale)]})
+    return steps
 
 
 def _check_path(path):

@@ -29,7 +29,7 @@ from ._data import (
     n_channels,
     unique_labels,
 )
-from ._forward import too_small
+from ._forward import network_norm, too_small
 from ._inference import check_tile_size
 from ._normalization import intensity_statistics, make_normalization
 from ._outputs import collect
@@ -124,8 +124,19 @@ class FitMixin:
                     self.tta_ = _planning.tta_for(self.n_channels_in_, default_augment)
             elif not continuing:
                 self.tta_ = False
-            self.augment_ = augment
-            self._augment_chain = make_chain(augment, X=X)
+            fitted = getattr(self, "_augment_chain", None) if continuing else None
+            if fitted is not None and len(fitted.deterministic()):
+                # a standardiser fitted on the first fit's data: the network learnt
+                # on its output, so a continued fit keeps it (and its augment)
+                if augment is not self.augment_ and augment != self.augment_:
+                    raise ValueError(
+                        "augment differs from the fitted segmenter's, whose deterministic "
+                        "steps (a standardiser) the network was trained on; warm_start and "
+                        "partial_fit keep them. Set augment back, or fit a new network "
+                        "(warm_start=False, or sklearn.base.clone).")
+            else:
+                self.augment_ = augment
+                self._augment_chain = make_chain(augment, X=X)
             full_chain = _join_chains(chain, self._augment_chain)
             counts = count_pixels(masks, codec, self.n_classes_)
             if not continuing:
@@ -144,6 +155,7 @@ class FitMixin:
 
             model = (copy.deepcopy(self.model_) if continuing else self._build_model()).to(device)
             run["model"] = model
+            self._check_patches_fit(model)
             channels_last = device.type == "cuda"
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
@@ -448,10 +460,20 @@ class FitMixin:
 
     def _build_model(self):
         if isinstance(self.model, torch.nn.Module):
-            return copy.deepcopy(self.model)
-        extra = {"norm": self.norm_} if isinstance(self.model, str) else {}
-        return build_model(self.model, self.n_channels_in_, self.n_classes_, self.depth_,
-                           self.width, **extra)
+            model = copy.deepcopy(self.model)
+        else:
+            extra = {"norm": self.norm_} if isinstance(self.model, str) else {}
+            model = build_model(self.model, self.n_channels_in_, self.n_classes_, self.depth_,
+                                self.width, **extra)
+            if not isinstance(self.model, str):
+                # a factory may hand out a network it keeps (or hands out again):
+                # fit trains a copy, so the factory's network is never changed
+                model = copy.deepcopy(model)
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(
+                f"model ({type(model).__name__}) has no trainable parameters (none, or all with "
+                "requires_grad=False); give a network with parameters to train.")
+        return model
 
     def _validation_setup(self, images, masks, X_val, y_val, rng, chain, model):
         """Training indices and a ``validate() -> score`` callable (or None)."""
@@ -465,7 +487,10 @@ class FitMixin:
                 raise ValueError(f"X_val has {n_channels(val_images)} channels; X has "
                                  f"{self.n_channels_in_}.")
             self._check_validation_sizes(val_images)
-            return None, self._make_validate(val_images, val_masks, _join_chains(val_chain, chain))
+            # as predict(X_val) would see them: their own preprocessing, then the
+            # segmenter's own deterministic steps (not those attached to X)
+            return None, self._make_validate(val_images, val_masks,
+                                             _join_chains(val_chain, self._augment_chain))
         if not self.early_stopping:
             return None, None
         n = len(images)
@@ -484,15 +509,21 @@ class FitMixin:
 
     def _check_validation_sizes(self, images):
         """X_val passes the network in evaluation, as predict's input does."""
-        if not isinstance(self.model, str):
+        self._check_sizes(images, "X_val")
+
+    def _check_patches_fit(self, model):
+        """A network given as a module: its normalisation needs more than one
+        bottleneck pixel of each training patch (a built-in network's depth
+        is checked with the plan)."""
+        if isinstance(self.model, str):
             return
-        shapes = ([img.shape[:2] for img in images] if isinstance(images, list)
-                  else [images.shape[1:3]])
-        for h, w in shapes:
-            problem = too_small(int(h), int(w), 2 ** self.depth_, self.norm_)
-            if problem:
-                raise ValueError(f"X_val holds images too small for the network (depth_="
-                                 f"{self.depth_}): {problem}. Pad them, or give larger ones.")
+        size = tuple(self.patch_size_ or self.fingerprint_["shape_min"])
+        problem = too_small(*size, self._pad_multiple(model), network_norm(model),
+                            training=True, depth_rule=False)
+        if problem:
+            raise ValueError(f"model ({type(model).__name__}) cannot train on patches of "
+                             f"{size[0]} x {size[1]}: {problem}. Give a larger patch_size, or "
+                             "a network with fewer downsamplings or without that norm.")
 
     def _make_validate(self, images, masks, chain):
         scorer = self._get_scorer()

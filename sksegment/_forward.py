@@ -93,7 +93,18 @@ def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
     return y.reshape(lead + (h + ph, w + pw)), (h, w)
 
 
-def too_small(h, w, multiple, norm, training=False):
+def network_norm(model):
+    """The normalisation layers of a network that need more than one value
+    per channel: "instance", "batch" or None."""
+    kinds = {type(m) for m in model.modules()}
+    if any(issubclass(k, torch.nn.modules.instancenorm._InstanceNorm) for k in kinds):
+        return "instance"
+    if any(issubclass(k, torch.nn.modules.batchnorm._BatchNorm) for k in kinds):
+        return "batch"
+    return None
+
+
+def too_small(h, w, multiple, norm, training=False, depth_rule=True):
     """Why an input of ``h x w`` cannot pass a built-in network that halves it
     until it is ``multiple`` times smaller (its input padded to multiples of
     ``multiple``), or None when it can.
@@ -103,7 +114,7 @@ def too_small(h, w, multiple, norm, training=False):
     image); in training, a network deeper than the input is large learns
     from padding, not image.
     """
-    if training and multiple > max(h, w):
+    if training and depth_rule and multiple > max(h, w):
         return (f"halving {h} x {w} pixels down to 1/{multiple} leaves less than one pixel of "
                 "image at the bottleneck")
     if -(-h // multiple) * -(-w // multiple) < 2 and (

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _training
 from ._arrays import is_dask
 from ._data import check_finite, check_images, intensity_scale, n_channels, unique_labels
-from ._forward import AutocastForward, too_small
+from ._forward import AutocastForward, network_norm, too_small
 from ._inference import make_predictions
 from ._normalization import Normalizer
 from ._outputs import check_out
@@ -51,23 +51,24 @@ class PredictMixin:
             )
         if out is not None:
             check_out(out, images, output, self.classes_, n_classes=self.n_classes_)
-        if isinstance(self.model, str):  # a built-in network: is every image large enough?
-            self._check_sizes(images)
+        self._check_sizes(images)  # is every image large enough for the network?
         if not lazy_dask:
             check_finite(images, "X")
             self._warn_other_units(images)
         return images, _join_chains(chain, self._augment_chain)
 
-    def _check_sizes(self, images):
-        multiple, norm = self._pad_multiple(self.model_), getattr(self, "norm_", None)
+    def _check_sizes(self, images, name="X"):
+        multiple, norm = self._pad_multiple(self.model_), network_norm(self.model_)
         shapes = ([img.shape[:2] for img in images] if isinstance(images, list)
                   else [images.shape[1:3]])
         for i, (h, w) in enumerate(shapes):
             problem = too_small(int(h), int(w), multiple, norm)
             if problem:
-                where = f"X[{i}] is" if isinstance(images, list) else "the images of X are"
+                where = (f"{name}[{i}] is" if isinstance(images, list)
+                         else f"the images of {name} are")
                 raise ValueError(
-                    f"{where} too small for the network (depth_={self.depth_}): {problem}. "
+                    f"{where} too small for the network (it pads them to multiples of "
+                    f"{multiple}): {problem}. "
                     f"Pad them to at least {2 * multiple} pixels along one side (for example "
                     "np.pad with mode='reflect'), or fit a shallower network.")
 

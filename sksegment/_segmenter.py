@@ -740,7 +740,9 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         The network takes float32 ``(N, C, H, W)``: multiply the raw image by
         ``input_scale`` from the JSON file (1/255 for uint8 training images),
         apply deterministic preprocessing steps of a Pipeline (such as an
-        intensity standardiser), then the ``normalization`` (when not null:
+        intensity standardiser), then the steps of ``preprocessing`` (those
+        of ``augment``: ``{"kind": "standardize", "mean", "scale"}`` is
+        ``(x - mean[c]) / scale[c]``), then the ``normalization`` (when not null:
         ``(x - shift[c]) / scale[c]`` for each channel ``c``), move channels
         first, and pad H and W at the bottom and right up to multiples of
         ``pad_multiple`` as ``padding`` says (``"reflect"``: mirrored without
@@ -755,7 +757,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         ``tta_``).
         """
         from ._data import intensity_scale
-        from ._export import export_network
+        from ._export import export_network, preprocessing_steps
 
         check_is_fitted(self, "model_")
         return export_network(
@@ -763,6 +765,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
             pad_multiple=self._pad_multiple(self.model_),
             metadata={"classes": self.classes_.tolist(),
                       "input_scale": intensity_scale(self.input_dtype_),
+                      "preprocessing": preprocessing_steps(self._augment_chain),
                       "normalization": self.normalization_})
 
     # ------------------------------------------------------------------ #

@@ -320,10 +320,16 @@ def check_loss_value(loss, logits, loss_fn):
     TypeError
         The loss did not return a scalar tensor.
     ValueError
-        The loss does not depend on the logits (``requires_grad`` is False
-        while the logits require it): it was computed from detached tensors,
-        NumPy values, or is a constant.
+        The logits do not depend on the network's parameters (a detached
+        output, integer logits), or the loss does not depend on the logits
+        (``requires_grad`` is False while the logits require it): it was
+        computed from detached tensors, NumPy values, or is a constant.
     """
+    if not logits.requires_grad:
+        raise ValueError(
+            "model must return logits computed from its trainable parameters; its output "
+            "does not depend on them (requires_grad is False): a detached output, integer "
+            "logits or frozen parameters. Return the float output of the network's layers.")
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise TypeError(f"loss {_loss_label(loss_fn)} must return a scalar tensor; got "
                         f"{type(loss).__name__}"

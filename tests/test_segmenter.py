@@ -378,6 +378,81 @@ def test_a_scoring_callable_sees_the_segmenter_during_validation():
     assert scores[-1] == pytest.approx(confidence(seg, X[6:], y[6:]), abs=1e-6)
 
 
+class _TinyNet(torch.nn.Module):
+    def __init__(self, c=1, k=3, detach=False):
+        super().__init__()
+        self.conv, self.detach = torch.nn.Conv2d(c, k, 3, padding=1), detach
+
+    def forward(self, x):
+        out = self.conv(x)
+        return out.detach() if self.detach else out
+
+
+def test_a_factory_network_is_copied_never_trained_or_wiped():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    shared = _TinyNet()
+    before = shared.conv.weight.detach().clone()
+    seg = CNNSegmenter(**TINY, model=lambda c, k: shared).fit(X, y)
+    assert seg.model_ is not shared and torch.equal(shared.conv.weight, before)
+    with pytest.raises(ValueError, match="channels"):  # a failed fit leaves it alone too
+        CNNSegmenter(**TINY, model=lambda c, k: shared).fit(
+            X, y, X_val=np.zeros((2, 16, 16, 3), np.uint8), y_val=y[:2])
+    assert shared.conv.weight.device.type == "cpu"
+    assert torch.equal(shared.conv.weight, before)
+
+
+def test_networks_that_cannot_learn_are_named():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    frozen = _TinyNet().requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        CNNSegmenter(**TINY, model=frozen).fit(X, y)
+    with pytest.raises(ValueError, match="model must return logits computed from its"):
+        CNNSegmenter(**TINY, model=_TinyNet(detach=True)).fit(X, y)
+
+
+def test_a_network_instance_gets_the_size_checks():
+    from sksegment.models import UNet
+
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    net = UNet(1, 3, depth=2, width=4, norm="instance")
+    with pytest.raises(ValueError, match=r"model \(UNet\) cannot train on patches of 4 x 4"):
+        CNNSegmenter(**TINY, model=net, patch_size=4).fit(X, y)
+    seg = CNNSegmenter(**TINY, model=net).fit(X, y)
+    with pytest.raises(ValueError, match="too small for the network"):
+        seg.predict(X[:, :4, :4])
+
+
+def test_validation_sees_x_val_as_predict_does():
+    from sksegment.augmentation import IntensityStandardizer
+
+    X, y = make_shapes(n_samples=10, image_size=16, random_state=0)
+    std = IntensityStandardizer().fit(X[:6])
+    seen = []
+
+    def record(est, X, y):
+        seen.append(est.predict_proba(X))
+        return 0.0
+
+    seg = CNNSegmenter(**{**TINY, "max_epochs": 1}, scoring=record, tta=False)
+    seg.fit(std.transform(X[:6]), y[:6], X_val=std.transform(X[6:]), y_val=y[6:])
+    np.testing.assert_allclose(seen[-1], seg.predict_proba(std.transform(X[6:])), atol=1e-6)
+
+
+def test_a_continued_fit_keeps_the_fitted_standardiser():
+    from sksegment.augmentation import IntensityStandardizer, RandomFlip
+
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY, augment=[IntensityStandardizer()], optimizer="sgd",
+                       learning_rate=1e-12)
+    seg.partial_fit(X[:4], y[:4], classes=[0, 1, 2])
+    before = seg.predict_proba(X)
+    seg.partial_fit(X[4:] // 4, y[4:])  # other intensities: the steps do not refit
+    np.testing.assert_allclose(seg.predict_proba(X), before, atol=1e-6)
+    seg.set_params(augment=[IntensityStandardizer(), RandomFlip()])
+    with pytest.raises(ValueError, match="augment differs from the fitted"):
+        seg.partial_fit(X, y)
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):

@@ -483,6 +483,29 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
     assert not (Path.cwd() / "None").exists()
 
 
+def test_export_records_the_standardiser_of_augment(data, tmp_path):
+    import json
+
+    from sksegment.augmentation import IntensityStandardizer, RandomFlip
+
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=1, precision="fp32", tta=False,
+                       augment=[RandomFlip(), IntensityStandardizer()]).fit(X[:8], y[:8])
+    path = seg.export(tmp_path / "net.pt", format="torchscript")
+    meta = json.loads(Path(path + ".json").read_text())
+    [step] = meta["preprocessing"]
+    assert step["kind"] == "standardize" and len(step["mean"]) == len(step["scale"]) == 1
+    x = X[8:10, None].astype(np.float32) * meta["input_scale"]
+    x = (x - step["mean"][0]) / step["scale"][0]
+    norm = meta["normalization"]
+    x = torch.from_numpy(((x - norm["shift"][0]) / norm["scale"][0]).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        net = torch.jit.load(path)
+    proba = torch.softmax(net(x), 1).permute(0, 2, 3, 1).detach().numpy()
+    np.testing.assert_allclose(proba, seg.predict_proba(X[8:10]), atol=1e-5)
+
+
 def test_onnx_export_runs_without_torch(data, tmp_path):
     import json
 
