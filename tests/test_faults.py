@@ -221,7 +221,7 @@ def test_planted_checkpoint_does_not_run_code(data, tmp_path):
     assert not hasattr(seg, "model_")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "random", "empty"])
+@pytest.mark.parametrize("damage", ["truncated", "random", "empty", "four bytes"])
 def test_damaged_checkpoint_names_the_file(data, tmp_path, damage):
     path = _checkpointed(data, tmp_path)
     raw = path.read_bytes()
@@ -229,6 +229,8 @@ def test_damaged_checkpoint_names_the_file(data, tmp_path, damage):
         path.write_bytes(raw[: len(raw) // 2])
     elif damage == "random":
         path.write_bytes(np.random.RandomState(0).bytes(2000))
+    elif damage == "four bytes":  # torch.load's legacy reader: a struct.error
+        path.write_bytes(b"junk")
     else:
         path.write_bytes(b"")
     seg = CNNSegmenter(**TINY, max_epochs=2, checkpoint_dir=str(path.parent), resume=True)
