@@ -313,7 +313,7 @@ def test_validation_data_errors_name_x_val_and_come_before_training():
         seg.fit(X, y, X_val=list(X[:3]), y_val=[m[:8, :8] for m in y[:3]])
     loss = []
     seg.set_params(loss=lambda logits, target: loss.append(1) or logits.mean())
-    with pytest.raises(ValueError, match="X_val holds images too small"):
+    with pytest.raises(ValueError, match="the images of X_val are too small for the network"):
         seg.fit(X, y, X_val=X[:, :2, :2], y_val=y[:, :2, :2])
     assert not loss and not hasattr(seg, "model_")
 
