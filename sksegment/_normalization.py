@@ -29,7 +29,6 @@ NORMALIZATIONS = ("zscore", "minmax", "imagenet")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Pixels sampled per image (with replacement) for the percentiles (the
 #: means are exact).
 _SAMPLES_PER_IMAGE = 4096
@@ -72,9 +71,9 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
     Raises
     ------
     ValueError
-        Naming X, for float64 images with values beyond float32's range
-        (the network computes in float32: rescale them), or when
-        ``transform`` makes values NaN or infinite.
+        Naming X, when ``transform`` makes values NaN or infinite (images
+        beyond float32's range are refused before, by
+        :func:`sksegment._data.check_finite`).
 
     Examples
     --------
@@ -189,14 +188,7 @@ def _batches(images, transform, device):
     list."""
     with torch.no_grad():
         for batch in _host_batches(images):
-            x = to_tensor(batch, device)
-            if batch.dtype.kind == "f" and batch.dtype.itemsize > 4 and torch.isinf(x).any():
-                # finite (checked) on the host, beyond float32's range on the device
-                largest = float(np.abs(batch).max())
-                raise ValueError(
-                    f"X holds values as large as {largest:.4g} in magnitude, beyond the range "
-                    f"of float32 (about {_FLOAT32_MAX:.3g}), in which the network computes; "
-                    "rescale X (divide it by a constant, say) before fitting.")
+            x = to_tensor(batch, device)  # within float32's range: check_images saw to it
             yield transform(x) if transform is not None else x
 
 
