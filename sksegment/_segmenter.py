@@ -737,24 +737,18 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
 
         Notes
         -----
-        The network takes float32 ``(N, C, H, W)``: multiply the raw image by
-        ``input_scale`` from the JSON file (1/255 for uint8 training images),
-        apply deterministic preprocessing steps of a Pipeline (such as an
-        intensity standardiser), then the steps of ``preprocessing`` (those
-        of ``augment``: ``{"kind": "standardize", "mean", "scale"}`` is
-        ``(x - mean[c]) / scale[c]``), then the ``normalization`` (when not null:
-        ``(x - shift[c]) / scale[c]`` for each channel ``c``), move channels
-        first, and pad H and W at the bottom and right up to multiples of
-        ``pad_multiple`` as ``padding`` says (``"reflect"``: mirrored without
-        repeating the border pixel, ``numpy.pad(mode="reflect")``; where the
-        padding is not smaller than the image along an axis, the border pixel
-        repeated, ``mode="edge"``). Crop its logits back and take
-        ``classes[logits.argmax(1)]``. The same holds
-        for TorchScript and ONNX files. The file computes in float32 and
-        holds one forward pass: it matches ``predict_proba`` with
-        ``precision="fp32"`` and ``tta=False`` (with "auto", prediction may
-        run in bf16, see ``precision_``, and average mirrored views, see
-        ``tta_``).
+        The network takes float32 ``(N, C, H, W)``. The JSON file says how to
+        get there: multiply the raw image by ``input_scale``, apply
+        deterministic steps of a Pipeline (an intensity standardiser, say),
+        then ``preprocessing`` (steps ``{"kind": "standardize", "mean",
+        "scale"}``: ``(x - mean[c]) / scale[c]``) and ``normalization``
+        (``(x - shift[c]) / scale[c]``), move channels first, and pad H and W at the
+        bottom and right to multiples of ``pad_multiple`` as ``padding``
+        says (mirrored; the border pixel repeated where the padding is not
+        smaller than the image). Crop the logits back and take
+        ``classes[logits.argmax(1)]``. TorchScript and ONNX files alike
+        compute in float32 and hold one forward pass: they match
+        ``predict_proba`` with ``precision="fp32"`` and ``tta=False``.
         """
         from ._data import intensity_scale
         from ._export import export_network, preprocessing_steps
