@@ -13,6 +13,7 @@ from ._augment_base import Augmenter, around_one, check_p, doc_example, symmetri
 from ._augment_chain import AugmentationChain, AugmentedImages, sample_images, unwrap
 from ._data import check_images, intensity_scale, to_tensor
 from ._data import n_channels as _n_channels
+from ._normalization import merge_moments
 from ._validation import check_bool, check_number
 
 
@@ -257,14 +258,9 @@ def _mean_and_std(imgs, det, k):
             values = (batch.astype(np.float64) * intensity_scale(batch.dtype))
             values = values.reshape(-1, c).T
         values = values.reshape(k, -1)
-        m = values.shape[1]
         bmean = values.mean(axis=1)
         bm2 = ((values - bmean[:, None]) ** 2).sum(axis=1)
-        delta = bmean - mean
-        total = count + m
-        mean = mean + delta * (m / total)
-        m2 = m2 + bm2 + delta ** 2 * (count * m / total)
-        count = total
+        count, mean, m2 = merge_moments((count, mean, m2), (values.shape[1], bmean, bm2))
     return mean, np.sqrt(m2 / count)
 
 

@@ -133,6 +133,17 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
 _SAFE_MAGNITUDE = 2.0 ** 40
 
 
+def merge_moments(a, b):
+    """Count, mean and sum of squared deviations (M2) of two parts taken
+    together: Chan et al.'s parallel update. ``a`` and ``b`` are ``(count,
+    mean, m2)`` with per-channel arrays or tensors (float64)."""
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
+    total = n_a + n_b
+    delta = mean_b - mean_a
+    return (total, mean_a + delta * (n_b / total),
+            m2_a + m2_b + delta * delta * (n_a * (n_b / total)))
+
+
 class _Moments:
     """Per-channel count, mean and sum of squared deviations (M2), streamed
     over batches in float64 with Chan et al.'s parallel update (each image's
@@ -166,12 +177,8 @@ class _Moments:
         n_images, per_image = x.shape[0], x.shape[2] * x.shape[3]
         batch_mean = mean.mean(0)
         batch_m2 = (var.sum(0) + (mean - batch_mean).square().sum(0)) * per_image
-        n_batch = n_images * per_image
-        total = self.count + n_batch
-        delta = batch_mean - self.mean_
-        self.mean_ = self.mean_ + delta * (n_batch / total)
-        self.m2 = self.m2 + batch_m2 + delta.square() * (self.count * (n_batch / total))
-        self.count = total
+        self.count, self.mean_, self.m2 = merge_moments(
+            (self.count, self.mean_, self.m2), (n_images * per_image, batch_mean, batch_m2))
 
     @property
     def mean(self):
