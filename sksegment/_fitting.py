@@ -487,6 +487,7 @@ class FitMixin:
                 raise ValueError(f"X_val has {n_channels(val_images)} channels; X has "
                                  f"{self.n_channels_in_}.")
             self._check_validation_sizes(val_images)
+            self._warn_unseen_labels(val_masks, "y_val")
             # as predict(X_val) would see them: their own preprocessing, then the
             # segmenter's own deterministic steps (not those attached to X)
             return None, self._make_validate(val_images, val_masks,

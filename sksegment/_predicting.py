@@ -152,8 +152,9 @@ class PredictMixin:
         resolved at fit (``tta_``)."""
         return getattr(self, "tta_", False) if self.tta == "auto" else self.tta
 
-    def _warn_unseen_labels(self, y):
-        """score: labels in y that the model never saw count as errors; say so."""
+    def _warn_unseen_labels(self, y, name="y"):
+        """score, validation: labels in y that the model never saw count as
+        errors; say so."""
         try:
             labels = unique_labels(list(y) if isinstance(y, (list, tuple)) else y)
         except (TypeError, ValueError, AttributeError):
@@ -162,9 +163,9 @@ class PredictMixin:
         unseen = np.setdiff1d(labels[labels != ignore] if ignore is not None else labels,
                               self.classes_)
         if unseen.size:
-            warnings.warn(f"y has label(s) {unseen.tolist()} that the model never saw in fit "
-                          f"(classes_ = {self.classes_.tolist()}); their pixels count as "
-                          "errors in the score.", UserWarning, stacklevel=3)
+            warnings.warn(f"{name} has label(s) {unseen.tolist()} that the model never saw "
+                          f"in fit (classes_ = {self.classes_.tolist()}); their pixels count "
+                          "as errors in the score.", UserWarning, stacklevel=3)
 
 
 def _join_chains(first, second):

@@ -453,6 +453,14 @@ def test_a_continued_fit_keeps_the_fitted_standardiser():
         seg.partial_fit(X, y)
 
 
+def test_y_val_labels_never_seen_in_fit_are_announced():
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    y_val = y[6:].copy()
+    y_val[:, :2, :2] = 7
+    with pytest.warns(UserWarning, match=r"y_val has label\(s\) \[7\] that the model never"):
+        CNNSegmenter(**TINY).fit(X[:6], y[:6], X_val=X[6:], y_val=y_val)
+
+
 def test_not_fitted():
     X, _ = make_shapes(n_samples=2, image_size=32, random_state=0)
     for method in ("predict", "predict_proba"):
