@@ -276,11 +276,31 @@ def _describe_images(obj):
     return {"type": type(obj).__name__, "shape": list(getattr(obj, "shape", ()) or ())}
 
 
+def _is_plain(value):
+    """None, a bool, number or string, or tuples, lists and dicts of them
+    (a patch size, class weights): values every rank can compare."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (tuple, list)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_plain(k) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def _as_plain(value):
+    """A plain value in JSON's terms (dict keys as their repr, tuples as lists)."""
+    if isinstance(value, (tuple, list)):
+        return [_as_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {repr(k): _as_plain(v) for k, v in sorted(value.items(), key=repr)}
+    return value
+
+
 def describe(data, params):
     """A small JSON-able description of the data and the plain parameters of a fit."""
     X, y, X_val, y_val = data
-    plain = {k: v for k, v in sorted(params.items())
-             if v is None or isinstance(v, (bool, int, float, str))}
+    plain = {k: _as_plain(v) for k, v in sorted(params.items()) if _is_plain(v)}
     return {"X": _describe_images(X), "y": _describe_images(y),
             "X_val": _describe_images(X_val), "y_val": _describe_images(y_val),
             "parameters": plain}
@@ -450,7 +470,12 @@ class Context:
         sharded = ShardedSampler(sampler, self.rank, self.world_size)
         if validate is None:
             return sharded, None
-        return sharded, lambda: self.broadcast_float(validate())
+
+        def shared():  # rank 0's score on every rank
+            return self.broadcast_float(validate())
+
+        shared.data = validate.data  # post-processing is chosen on the same images
+        return sharded, shared
 
     def _to_sync_batchnorm(self, model):
         """Swap each batch-norm layer for a SyncBatchNorm sharing its

@@ -5,7 +5,8 @@ subprocess with the torch.distributed environment variables set.
 fits, run one after the other in this process; each has the segmenter's
 parameters (``"params"``), the data (``"n_samples"``, ``"image_size"``, and
 ``"n_used_by_rank"``: images this rank keeps, to hand ranks different data),
-``"net"`` ("instance" for a U-Net with instance norm, else the built-in
+``"params_by_rank"``: parameters a rank overrides, to hand ranks different
+ones), ``"net"`` ("instance" for a U-Net with instance norm, else the built-in
 network) and ``"own_group"`` (initialise the process group here, before
 fit). The rank writes ``OUT_DIR/rank<RANK>.pt``: per fit, the error it raised
 or its weights, history, a pickle of the estimator and its predictions.
@@ -32,7 +33,7 @@ def run_fit(config, rank):
                        random_state=0)
     n_used = config.get("n_used_by_rank", {}).get(rank, len(X))
     X, y = X[:n_used], y[:n_used]
-    params = dict(config["params"])
+    params = dict(config["params"], **config.get("params_by_rank", {}).get(rank, {}))
     if config.get("net") == "instance":
         torch.manual_seed(0)  # the same initial weights in every process
         params["model"] = UNet(1, 3, depth=2, width=4, norm="instance")
@@ -55,7 +56,8 @@ def run_fit(config, rank):
               "history": [{k: v for k, v in h.items() if k != "time"} for h in seg.history_],
               "group_left": dist.is_initialized(), "wrappers_alive": wrappers,
               "modules": sorted({type(m).__name__ for m in seg.model_.modules()}),
-              "pickle": pickle.dumps(seg), "predict": seg.predict(X[:2])}
+              "pickle": pickle.dumps(seg), "predict": seg.predict(X[:2]),
+              "post": repr(getattr(seg, "postprocessing_", None))}
     if config.get("own_group"):
         dist.destroy_process_group()
     return result

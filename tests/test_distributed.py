@@ -215,10 +215,13 @@ def test_group_of_one_initialised_by_the_user_is_left_alone(no_dist_env):
 # --------------------------------------------------------------------------- #
 MISMATCH = {"n_samples": 8, "image_size": 16, "n_used_by_rank": {"1": 6},
             "params": {"depth": 2, "width": 4, "max_epochs": 1, "random_state": 0}}
+PATCHES = {"n_samples": 8, "image_size": 16, "params_by_rank": {"1": {"patch_size": [8, 8]}},
+           "params": {"depth": 2, "width": 4, "max_epochs": 1, "patch_size": [16, 16]}}
 BATCHNORM = {"n_samples": 8, "image_size": 16,
              "params": {"depth": 2, "width": 4, "batch_size": 2, "max_epochs": 3, "norm": "batch",
                         "early_stopping": True, "validation_fraction": 0.25,
-                        "n_iter_no_change": 5, "lr_schedule": "plateau", "verbose": 1}}
+                        "n_iter_no_change": 5, "lr_schedule": "plateau", "verbose": 1,
+                        "postprocess": "auto"}}
 INSTANCE = {"n_samples": 8, "image_size": 16, "net": "instance", "own_group": True,
             "params": {"batch_size": 2, "max_epochs": 3, "learning_rate": 0.01,
                        # a mean over pixels splits over ranks exactly (Dice does not)
@@ -229,10 +232,10 @@ INSTANCE = {"n_samples": 8, "image_size": 16, "net": "instance", "own_group": Tr
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    """Run MISMATCH, BATCHNORM and INSTANCE in a row on two gloo ranks."""
+    """Run MISMATCH, BATCHNORM, INSTANCE and PATCHES in a row on two gloo ranks."""
     out = tmp_path_factory.mktemp("ranks")
     config = out / "fits.json"
-    config.write_text(json.dumps([MISMATCH, BATCHNORM, INSTANCE]))
+    config.write_text(json.dumps([MISMATCH, BATCHNORM, INSTANCE, PATCHES]))
     port = _free_port()
     procs = []
     for rank in range(2):
@@ -263,8 +266,17 @@ def test_ranks_given_different_data_fail_alike(two_ranks):
         assert not result["fitted"] and not result["group_left"]
 
 
+def test_ranks_given_different_patch_sizes_fail_alike(two_ranks):
+    (*_, a), (*_, b) = two_ranks[0]
+    for result in (a, b):  # a tuple is compared too, not only plain numbers
+        assert "parameter patch_size: rank 0 has [16, 16], rank 1 has [8, 8]" in result["error"]
+        assert not result["fitted"]
+
+
 def test_ranks_end_with_identical_ordinary_estimators(two_ranks):
-    (_, a, _), (_, b, _) = two_ranks[0]
+    (_, a, *_), (_, b, *_) = two_ranks[0]
+    # post-processing chosen on rank 0's validation score, the same everywhere
+    assert a["post"] == b["post"]
     for k in a["state"]:  # batch-norm statistics too
         assert torch.equal(a["state"][k], b["state"][k]), k
     # one history: the epochs' seconds are rank 0's everywhere (the budget's
@@ -286,7 +298,7 @@ def test_ranks_end_with_identical_ordinary_estimators(two_ranks):
 
 
 def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, one_thread):
-    (_, _, a), (_, _, b) = two_ranks[0]
+    (_, _, a, _), (_, _, b, _) = two_ranks[0]
     assert a["group_left"] and b["group_left"]  # the group the script made is left alone
     X, y = _data(8)
     torch.manual_seed(0)
