@@ -161,25 +161,19 @@ def _mask_labels(mask, path, page, palette):
 def _check_whole(mask, where):
     """Refuse a float mask holding NaN, infinities or values that are not
     whole numbers: such values are no class labels."""
-    bad = ~np.isfinite(mask)
-    if bad.any():
-        value = mask[bad][0]
-        raise ValueError(
-            f"mask {where} in masks_dir is a float image holding {value} at "
-            f"{int(np.count_nonzero(bad))} pixel(s); labels must be whole numbers: mark "
-            "those pixels with a label (e.g. the segmenter's ignore_index) and save the mask "
-            "with an integer dtype."
-        )
-    bad = mask != np.floor(mask)
-    if bad.any():
-        value = mask[bad][0]
-        raise ValueError(
-            f"mask {where} in masks_dir is a float image holding values that are not "
-            f"whole numbers (such as {value}, at {int(np.count_nonzero(bad))} pixel(s)); "
-            "labels must be whole numbers: round the labels and save the mask with an "
-            "integer dtype (e.g. uint8), or check that it is a label image and not a "
-            "probability or intensity image."
-        )
+    finite = np.isfinite(mask)
+    for bad, what, fix in (
+            (~finite, "{value} at {n} pixel(s)",
+             ("mark those pixels with a label (e.g. the segmenter's ignore_index) and save the "
+             "mask with an integer dtype.")),
+            (finite & (mask != np.floor(mask)),
+             "values that are not whole numbers (such as {value}, at {n} pixel(s))",
+             ("round the labels and save the mask with an integer dtype (e.g. uint8), or check "
+             "that it is a label image and not a probability or intensity image."))):
+        if bad.any():
+            found = what.format(value=mask[bad][0], n=int(np.count_nonzero(bad)))
+            raise ValueError(f"mask {where} in masks_dir is a float image holding {found}; "
+                             f"labels must be whole numbers: {fix}")
 
 
 _INT_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint64)
