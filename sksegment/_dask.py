@@ -33,7 +33,6 @@ from ._inference import (
     _predict_whole,
     _tile_region,
 )
-from ._outputs import collect
 
 
 def _merge_chunks(chunks, minimum):
@@ -83,6 +82,7 @@ class _BlockPredictor:
         from row ``top`` and column ``left`` on."""
         r0, r1, c0, c1 = region
         cfg = self.cfg
+        check_finite(block, "X")  # predict left this to the computation
         if not _is_tiled(image_shape, cfg):
             result = _predict_whole(self.model, block, [0], cfg)[0]
         else:
@@ -176,8 +176,7 @@ class EagerView:
     def predict(self, X):
         images, chain = self._seg._check_predict_input(X)
         check_finite(images, "X")  # the lazy path leaves this to the computation
-        return collect(self._seg._predict_images(images, chain, "labels"), images,
-                       self._seg.classes_)
+        return self._seg._predict_labels(images, chain)
 
 
 def postprocess_dask(labels, post, classes):

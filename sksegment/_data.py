@@ -57,7 +57,7 @@ def _check_finite(arr, name):
     wide = arr.dtype.itemsize > 4  # float64 values may lie beyond float32, the network's
     for block in iter_blocks(arr):
         if not np.isfinite(block).all():
-            raise ValueError(f"{name} contains NaN or infinity; clean or impute it before fitting.")
+            raise ValueError(f"{name} contains NaN or infinity; clean or impute it first.")
         if wide and block.size and float(np.abs(block).max()) > _FLOAT32_MAX:
             raise ValueError(
                 f"{name} holds values as large as {float(np.abs(block).max()):.3g}, beyond the "

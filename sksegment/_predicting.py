@@ -14,9 +14,11 @@ from . import _training
 from ._arrays import is_dask
 from ._data import check_finite, check_images, intensity_scale, n_channels, unique_labels
 from ._forward import AutocastForward, network_norm, too_small
-from ._inference import make_predictions
+from ._inference import check_tile_size, make_predictions
 from ._normalization import Normalizer
-from ._outputs import check_out
+from ._outputs import check_out, collect
+from ._parameters import PARAMETERS, PREDICT_PARAMETERS
+from ._validation import validate_params
 from .augmentation import AugmentationChain, unwrap
 from .metrics import get_scorer
 from .models import downsampling_factor
@@ -38,11 +40,16 @@ class PredictMixin:
 
     def _check_predict_input(self, X, out=None, output="labels"):
         """Checked images and the chain to apply. ``out`` is checked too,
-        before the images are scanned for NaN; a dask array without ``out``
-        (predicted lazily) is not scanned."""
+        before the images are scanned for NaN; a dask array predicted lazily
+        (labels or probabilities without ``out``) is scanned block by block
+        when it is computed (``_dask``). The parameters prediction reads are
+        checked again: ``set_params`` may have changed them after fit."""
         check_is_fitted(self, "model_")
+        params = self.get_params(deep=False)
+        validate_params(type(self).__name__, {k: params[k] for k in PREDICT_PARAMETERS},
+                        {k: PARAMETERS[k] for k in PREDICT_PARAMETERS})
         images, chain = unwrap(X)
-        lazy_dask = out is None and is_dask(images)
+        lazy_dask = out is None and is_dask(images) and output in ("labels", "proba")
         images = check_images(images, "X", check_finite=False)
         if n_channels(images) != self.n_channels_in_:
             raise ValueError(
@@ -71,6 +78,14 @@ class PredictMixin:
                     f"{multiple}): {problem}. "
                     f"Pad them to at least {2 * multiple} pixels along one side (for example "
                     "np.pad with mode='reflect'), or fit a shallower network.")
+        if self.tile_size is not None:  # tiles pass the network as images do
+            tile = check_tile_size(self.tile_size, (multiple, multiple))
+            problem = too_small(*tile, multiple, norm)
+            if problem:
+                raise ValueError(
+                    f"tile_size={self.tile_size!r} is too small for the network (tiles are "
+                    f"rounded up to multiples of {multiple}): {problem}. Set tile_size to "
+                    f"at least {2 * multiple} along one side, or None (the default).")
 
     # images whose largest value, in the network's units, is this many times
     # larger or smaller than the training images' are in other units
@@ -146,6 +161,16 @@ class PredictMixin:
             transform=transform if len(chain) or normalize is not None else None,
             tiling=self.tiling, tile_size=tile_size, tile_overlap=self.tile_overlap,
             tta=self._tta() if tta is None else tta, verbose=verbose)
+
+    def _predict_labels(self, images, chain, out=None):
+        """Label images of checked images, computed here (not lazily), with
+        ``postprocessing_`` applied one whole image at a time (connected
+        components need whole images)."""
+        predictions = self._predict_images(images, chain, "labels")
+        post = getattr(self, "postprocessing_", None)
+        if post is not None:
+            predictions = (post.apply(p) for p in predictions)
+        return collect(predictions, images, self.classes_, out=out)
 
     def _tta(self):
         """The test-time augmentation of prediction: ``tta``, with "auto"

@@ -9,7 +9,6 @@ runs the loop and ``_inference`` predicts.
 """
 
 import copy
-import os
 
 import numpy as np
 import torch
@@ -22,65 +21,11 @@ from ._data import check_ignore_index
 from ._fitting import FitMixin
 from ._metric_scorers import check_score
 from ._outputs import collect
+from ._parameters import PARAMETERS
 from ._predicting import PredictMixin
-from ._validation import (
-    InstanceOf,
-    Interval,
-    IsCallable,
-    IsSize,
-    Options,
-    check_option,
-    validate_params,
-)
+from ._validation import check_option, validate_params
 from .augmentation import unwrap
 from .metrics import get_scorer
-from .models import MODELS
-
-_PATCH = [Options(None), IsSize()]
-_AUTO = Options("auto")
-
-_PARAMETERS = {
-    "model": [Options(*MODELS), InstanceOf(torch.nn.Module), IsCallable()],
-    "depth": [_AUTO, Interval(int, 1, None)],
-    "width": [Interval(int, 1, None)],
-    "loss": [InstanceOf(str), InstanceOf(torch.nn.Module), IsCallable()],
-    "loss_params": [Options(None), InstanceOf(dict)],
-    "class_weight": [Options(None, "balanced"), InstanceOf(dict)],
-    "ignore_index": [Options(None), Interval(int, None, None)],
-    "optimizer": [Options("adam", "adamw", "sgd")],
-    "learning_rate": [Interval(float, 0, None, closed="neither")],
-    "weight_decay": [Interval(float, 0, None)],
-    "batch_size": [_AUTO, Interval(int, 1, None)],
-    "max_epochs": [_AUTO, Interval(int, 1, None)],
-    "max_time": [Options(None), Interval(float, 0, None, closed="neither")],
-    "patch_size": [_AUTO] + _PATCH,
-    "norm": [Options("auto", "batch", "instance", "group", None)],
-    "normalize": [Options("auto", "zscore", "minmax", "imagenet", None)],
-    "postprocess": [Options(None, "auto"), InstanceOf(dict, label="a dict of options")],
-    "lr_schedule": [Options("constant", "cosine", "onecycle", "plateau")],
-    "warmup_epochs": [Interval(int, 0, None)],
-    "early_stopping": [Options(True, False)],
-    "validation_fraction": [Interval(float, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(int, 1, None)],
-    "tol": [Interval(float, 0, None)],
-    "scoring": [InstanceOf(str), IsCallable()],
-    "max_grad_norm": [Options(None), Interval(float, 0, None, closed="neither")],
-    "precision": [Options("auto", "fp32", "bf16", "fp16")],
-    "compile": [Options(True, False)],
-    "foreground_oversampling": [Interval(float, 0, 1)],
-    "tiling": [Options("auto", True, False)],
-    "tile_size": _PATCH,
-    "tile_overlap": [Interval(float, 0, 1, closed="left")],
-    "tta": [Options("auto", True, False)],
-    "checkpoint_dir": [Options(None), InstanceOf(str, os.PathLike, label="a path")],
-    "resume": [Options(True, False)],
-    "warm_start": [Options(True, False)],
-    "device": [InstanceOf(str, torch.device, label="a device string")],
-    "distributed": [Options("auto", True, False)],
-    "random_state": [Options(None), Interval(int, 0, 2**32 - 1),
-                     InstanceOf(np.random.RandomState)],
-    "verbose": [Interval(int, 0, None), Options(True, False)],
-}
 
 
 class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
@@ -483,7 +428,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         return tags
 
     def _validate_params(self):
-        validate_params(type(self).__name__, self.get_params(deep=False), _PARAMETERS)
+        validate_params(type(self).__name__, self.get_params(deep=False), PARAMETERS)
         check_ignore_index(self.ignore_index)
         if self.norm != "auto" and not isinstance(self.model, str):
             raise ValueError(f"norm={self.norm!r} applies to the built-in networks only; a "
@@ -571,7 +516,8 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
             same order, as the in-memory prediction: computed, its
             probabilities equal the in-memory ones to about 1e-5 (float32
             rounding of differently composed batches of tiles), and so do its
-            labels except where two classes tie within that rounding.
+            labels except where two classes tie within that rounding. A
+            block holding NaN or infinity raises ValueError when computed.
         """
         images, chain = self._check_predict_input(X, out, "labels")
         post = getattr(self, "postprocessing_", None)
@@ -582,10 +528,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
                                   images.store,
                                   self.classes_, self.n_classes_)
             return labels if post is None else postprocess_dask(labels, post, self.classes_)
-        predictions = self._predict_images(images, chain, "labels")
-        if post is not None:  # connected components need whole images: one at a time
-            predictions = (post.apply(p) for p in predictions)
-        return collect(predictions, images, self.classes_, out=out)
+        return self._predict_labels(images, chain, out=out)
 
     def predict_proba(self, X, out=None):
         """Per-pixel class probabilities for ``X``.
@@ -674,8 +617,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
             return np.clip(u * scale, 0.0, 1.0).astype(np.float32)
 
         if method == "tta":
-            predictions = self._predict_images(images, chain, "views",
-                                               tta=self._tta() or True)
+            predictions = self._predict_images(images, chain, "views", tta=self._tta() or True)
         else:
             predictions = self._predict_images(images, chain, "proba")
         return collect(predictions, images, out=out, transform=uncertainty)

@@ -1,6 +1,8 @@
 """Data larger than memory: array-likes read on demand, out=, dask predictions,
 and label values of every integer dtype."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -384,6 +386,33 @@ def test_dask_with_out_and_score(fitted, data, tmp_path):
     assert fitted.predict(dx, out=out) is out
     np.testing.assert_array_equal(out, fitted.predict(X))
     assert fitted.score(dx, da.from_array(y)) == fitted.score(X, y)
+
+
+def test_dask_score_applies_the_postprocessing(data):
+    da = pytest.importorskip("dask.array")
+    X, y = data
+    seg = CNNSegmenter(**{**KW, "max_epochs": 20, "width": 8}, learning_rate=0.01,
+                       postprocess={"remove_small": 30}).fit(X, y)
+    post = seg.predict(X)
+    seg_raw = copy.copy(seg)
+    seg_raw.postprocessing_ = None
+    assert not np.array_equal(post, seg_raw.predict(X))  # the step changes the labels
+    dx = da.from_array(X, chunks=(4, 32, 32))
+    np.testing.assert_array_equal(seg.predict(dx).compute(), post)
+    assert seg.score(dx, y) == seg.score(X, y) != seg_raw.score(X, y)
+
+
+def test_nan_in_a_dask_array_is_refused(fitted, data):
+    da = pytest.importorskip("dask.array")
+    X = data[0].astype(np.float32)
+    X[3, 5, 7] = np.nan
+    dx = da.from_array(X, chunks=(4, 32, 32))
+    for lazy in (fitted.predict(dx), fitted.predict_proba(dx)):  # found when computed
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            lazy.compute(scheduler="synchronous")
+    for call in (fitted.predict_uncertainty, lambda x: fitted.score(x, data[1])):
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            call(dx)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """CNNSegmenter: the estimator contract, inputs and outputs, learning."""
 
+import copy
 import warnings
 
 import joblib
@@ -286,6 +287,26 @@ def test_images_too_small_for_instance_norm_are_named_at_predict():
     assert seg.predict(X[:, :4, :5]).shape == (6, 4, 5)  # two pixels at the bottleneck
     grouped = CNNSegmenter(**{**TINY, "norm": "group"}).fit(X, y)
     assert grouped.predict(X[:, :3, :3]).shape == (6, 3, 3)  # padding is enough
+
+
+def test_a_tile_size_too_small_for_instance_norm_is_named():
+    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
+    seg = CNNSegmenter(**{**TINY, "norm": "instance"}, tiling=True).fit(X, y)
+    seg.set_params(tile_size=4)  # one bottleneck pixel per tile
+    with pytest.raises(ValueError, match=r"tile_size=4 is too small .* at least 8"):
+        seg.predict(X)
+    assert seg.set_params(tile_size=(4, 8)).predict(X).shape == X.shape
+
+
+@pytest.mark.parametrize("param, value", [("precision", "fp8"), ("verbose", "2"),
+                                          ("tta", None), ("compile", "yes")])
+def test_parameters_set_after_fit_are_checked_at_predict(param, value, fitted, shapes):
+    X, _ = shapes
+    seg = copy.deepcopy(fitted).set_params(**{param: value})
+    for call in (seg.predict, seg.predict_proba,
+                 lambda x: seg.predict_uncertainty(x, method="tta")):
+        with pytest.raises(ValueError, match=f"The '{param}' parameter of CNNSegmenter"):
+            call(X[:1])
 
 
 def test_images_beyond_float32_are_refused_at_predict():
