@@ -10,6 +10,7 @@ import numpy as np
 from ._image_io import (
     MASK_FORMATS,
     SUFFIX,
+    TIFF_SUFFIXES,
     check_palette,
     colours_to_labels,
     count_pages,
@@ -529,10 +530,28 @@ def _same_names(folder, paths):
     out = {}
     for path in paths:
         others = [p for p in sorted(by_stem.get(path.stem, ()))
-                  if p.name != path.name and not (path.exists() and os.path.samefile(p, path))]
+                  if p.name != path.name and not (path.exists() and os.path.samefile(p, path))
+                  and count_pages(p) == 1]  # a stack's pages have names of their own
         if others:
             out[path] = others
     return out
+
+
+def _page_clash(folder, paths):
+    """The first ``(path, stack, page)`` where a name to write is the name of
+    a page of a multi-page TIFF in ``folder`` (``stem_000``, ...), or None.
+    Only TIFF files whose stem, with "_", begins a name to write are opened."""
+    if not folder.is_dir():
+        return None
+    stacks = [p for p in sorted(folder.iterdir())
+              if p.suffix.lower() in TIFF_SUFFIXES and p.is_file() and not p.name.startswith(".")
+              and any(path.stem.startswith(p.stem + "_") for path in paths)]
+    for stack in stacks:
+        pages = dict(_page_names(stack))
+        for path in paths:
+            if pages.get(path.stem) is not None:
+                return path, stack, pages[path.stem]
+    return None
 
 
 def _label_range(masks):
@@ -594,7 +613,9 @@ def save_masks(folder, y, names=None, palette=None, format="auto", overwrite=Fal
         any case), such as ``a.png`` when ``a.tif`` is written: with
         ``overwrite=True`` they are removed once the new file is written.
         When False, any such file raises ``FileExistsError`` naming it,
-        before anything is written.
+        before anything is written. A multi-page TIFF is never removed: a
+        mask named after one of its pages (``vol_000`` beside a stack
+        ``vol.tif``) raises ``FileExistsError`` either way.
 
     Returns
     -------
@@ -668,6 +689,13 @@ def save_masks(folder, y, names=None, palette=None, format="auto", overwrite=Fal
                     "back. Pass overwrite=True to replace it (it is removed), or use another "
                     "name or folder."
                 )
+    clash = _page_clash(folder, paths)
+    if clash is not None:  # refused even with overwrite: the stack holds other pages
+        path, stack, page = clash
+        raise FileExistsError(
+            f"{stack} is a multi-page TIFF whose page {page} is read as the image "
+            f"{path.stem!r}, the name of a mask to write; the folder would hold two images "
+            f"named {path.stem!r}. Use other names or another folder.")
     folder.mkdir(parents=True, exist_ok=True)
     for path, mask in zip(paths, masks):
         write_mask(path, mask, kind, dtype, colours)

@@ -691,6 +691,21 @@ def test_save_masks_one_file_per_name_whatever_the_extension(tmp_path, old_suffi
     assert [p.name for p in paths] == ["b.tif", "a.tif"]
 
 
+def test_save_masks_never_removes_a_stack_nor_shadows_its_pages(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    stack = np.arange(3 * 4 * 4, dtype=np.uint8).reshape(3, 4, 4) % 3
+    tifffile.imwrite(tmp_path / "vol.tif", stack, photometric="minisblack")
+    y = np.ones((1, 4, 4), np.uint8)
+    for overwrite in (False, True):  # a page name is refused either way
+        with pytest.raises(FileExistsError, match=r"vol.tif is a multi-page TIFF whose page 1 "
+                                                  r"is read as the image 'vol_001'"):
+            save_masks(tmp_path, y, names=["vol_001"], overwrite=overwrite)
+    save_masks(tmp_path, y, names=["vol"], overwrite=True)  # its pages are named vol_000, ...
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.png", "vol.tif"]
+    _, back = load_image_folder(tmp_path, tmp_path)
+    np.testing.assert_array_equal(back[1:], stack)  # vol, vol_000, vol_001, vol_002
+
+
 def test_load_images_reads_one_folder(tmp_path, rng):
     X = rng.integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
     for i, x in enumerate(X):
