@@ -382,11 +382,12 @@ class Context:
         _dist().all_reduce(value, op=_dist().ReduceOp.MIN)
         return value[0].bool().to(flag.device)
 
-    def any(self, flag):
-        """True on every rank when ``flag`` (a Python bool) is True on any."""
-        value = torch.tensor([int(flag)], dtype=torch.int32, device=self.comm_device)
+    def max_float(self, number):
+        """The largest ``number`` over the ranks, on every rank (the seconds
+        of a time budget spent: one learning-rate schedule and one stop)."""
+        value = torch.tensor([float(number)], dtype=torch.float64, device=self.comm_device)
         _dist().all_reduce(value, op=_dist().ReduceOp.MAX)
-        return bool(value.item())
+        return float(value.item())
 
     def broadcast_float(self, number):
         """Rank 0's ``number`` (a validation score, an epoch's seconds), on

@@ -510,22 +510,24 @@ class TrainingLog:
         vars(self).update(state)
 
 
-def _train_epoch(trainer, batches, prepare, snapshot, epoch, n_batches, elapsed, max_time):
+def _train_epoch(trainer, batches, prepare, snapshot, epoch, n_batches, elapsed, start,
+                 max_time):
     """The steps of one epoch. Returns the summed loss (a device tensor, read
     once per epoch), the steps that counted, the steps taken, and whether the
-    time budget ran out (the epoch then ends after that step)."""
+    time budget ran out (the epoch then ends after that step). ``elapsed()``
+    gives the seconds of the budget spent (the same on every rank), read
+    once after each step; ``start`` is its value at the epoch's start."""
     loss_sum = torch.zeros((), device=trainer.device)
     n_done = steps = 0
     out_of_time = False
+    t = start
     for b, (x_np, y_np, valid) in enumerate(batches):
-        trainer._set_lr(trainer.schedule.lr(epoch + b / n_batches, elapsed()))
+        trainer._set_lr(trainer.schedule.lr(epoch + b / n_batches, t))
         x, y = prepare(x_np, y_np, valid)
         loss = trainer.step(x, y)
         steps += 1
-        if max_time is not None:
-            out_of_time = elapsed() >= max_time
-            if trainer.dist is not None:  # every rank stops at the same step
-                out_of_time = trainer.dist.any(out_of_time)
+        t = elapsed()
+        out_of_time = max_time is not None and t >= max_time
         if loss is None:
             trainer.nonfinite_events += 1
             if trainer.nonfinite_events > MAX_NONFINITE_RETRIES:
@@ -536,7 +538,7 @@ def _train_epoch(trainer, batches, prepare, snapshot, epoch, n_batches, elapsed,
             warnings.warn(
                 f"Non-finite loss or gradient at epoch {epoch + 1}: weights restored to the "
                 f"start of the epoch and learning rate halved to "
-                f"{trainer.schedule.lr(epoch, elapsed()):.3g}.", RuntimeWarning, stacklevel=3)
+                f"{trainer.schedule.lr(epoch, t):.3g}.", RuntimeWarning, stacklevel=3)
         else:
             loss_sum += loss
             n_done += 1
@@ -610,6 +612,11 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     def elapsed():  # seconds of the budget spent
         return time_offset + clock() - call_start
 
+    def budget_elapsed():  # under data parallelism the ranks' largest: one schedule, one stop
+        if dist is None or max_time is None:
+            return elapsed()
+        return dist.max_float(elapsed())
+
     try:
         for epoch in range(start_epoch, start_epoch + n_epochs):
             if before_epoch is not None:
@@ -634,10 +641,12 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                 from tqdm.auto import tqdm
                 batches = tqdm(ahead, total=n_batches, leave=False, desc=f"epoch {epoch + 1}",
                                file=sys.stderr)
-            lr_epoch = trainer.schedule.lr(epoch, elapsed())
+            start = budget_elapsed()
+            lr_epoch = trainer.schedule.lr(epoch, start)
             try:
                 loss_sum, n_done, steps, out_of_time = _train_epoch(
-                    trainer, batches, prepare, snapshot, epoch, n_batches, elapsed, max_time)
+                    trainer, batches, prepare, snapshot, epoch, n_batches, budget_elapsed,
+                    start, max_time)
             finally:
                 ahead.close()
                 if batches is not ahead:

@@ -229,13 +229,17 @@ INSTANCE = {"n_samples": 8, "image_size": 16, "net": "instance", "own_group": Tr
                        # float32 sums, which split over ranks to rounding
                        "precision": "fp32"}}
 
+BUDGET = {"n_samples": 8, "image_size": 16,
+          "params": {"depth": 2, "width": 4, "batch_size": 2, "max_time": 1.5,
+                     "random_state": 0}}
+
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    """Run MISMATCH, BATCHNORM, INSTANCE and PATCHES in a row on two gloo ranks."""
+    """Run MISMATCH, BATCHNORM, INSTANCE, BUDGET and PATCHES in a row on two gloo ranks."""
     out = tmp_path_factory.mktemp("ranks")
     config = out / "fits.json"
-    config.write_text(json.dumps([MISMATCH, BATCHNORM, INSTANCE, PATCHES]))
+    config.write_text(json.dumps([MISMATCH, BATCHNORM, INSTANCE, BUDGET, PATCHES]))
     port = _free_port()
     procs = []
     for rank in range(2):
@@ -297,8 +301,19 @@ def test_ranks_end_with_identical_ordinary_estimators(two_ranks):
     assert "epoch 1: train loss" in logs[0] and "epoch 1: train loss" not in logs[1]
 
 
+def test_ranks_share_the_clock_of_a_time_budget(two_ranks):
+    (*_, a, _), (*_, b, _) = two_ranks[0]
+    # the schedule over the budget reads one elapsed time (the ranks' largest),
+    # so the learning rates, the epochs and the stopping step agree
+    assert a["history"] == b["history"] and len(a["history"]) > 1
+    assert len({h["lr"] for h in a["history"]}) > 1  # the rate follows the clock
+    assert "steps" in a["history"][-1]  # stopped by the budget, mid-epoch or at its end
+    for k in a["state"]:
+        assert torch.equal(a["state"][k], b["state"][k]), k
+
+
 def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, one_thread):
-    (_, _, a, _), (_, _, b, _) = two_ranks[0]
+    (_, _, a, *_), (_, _, b, *_) = two_ranks[0]
     assert a["group_left"] and b["group_left"]  # the group the script made is left alone
     X, y = _data(8)
     torch.manual_seed(0)
