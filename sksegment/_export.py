@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._forward import MIN_CELLS
+
 FORMATS = ("torch.export", "torchscript", "onnx")
 
 
@@ -80,8 +82,8 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
                                                 "logits": {0: "batch", 2: "height", 3: "width"}})
             finally:
                 onnx_log.setLevel(level)
-    meta = dict(metadata, format=format, pad_multiple=m, padding="reflect",
-                n_channels=n_channels)
+    meta = dict(metadata, format=format, pad_multiple=m, min_cells=MIN_CELLS,
+                padding="reflect", n_channels=n_channels)
     with open(path + ".json", "w") as fh:
         json.dump(meta, fh, indent=2, default=_jsonable)
     return path

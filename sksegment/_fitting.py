@@ -29,7 +29,7 @@ from ._data import (
     n_channels,
     unique_labels,
 )
-from ._forward import network_norm, too_small
+from ._forward import too_deep
 from ._inference import check_tile_size
 from ._normalization import intensity_statistics, make_normalization
 from ._outputs import collect
@@ -155,7 +155,6 @@ class FitMixin:
 
             model = (copy.deepcopy(self.model_) if continuing else self._build_model()).to(device)
             run["model"] = model
-            self._check_patches_fit(model)
             channels_last = device.type == "cuda"
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
@@ -275,22 +274,22 @@ class FitMixin:
         return choice["reasons"]
 
     def _check_depth_fits(self):
-        """The training patches (or the smallest images) must pass a built-in
-        network of depth ``depth_``."""
+        """A built-in network of depth ``depth_`` must not be deeper than its
+        training inputs (the patches, or the median image) are large: it would
+        learn from padding. Smaller images are padded (``_forward.MIN_CELLS``)."""
         if not isinstance(self.model, str):
             return
-        size = tuple(self.patch_size_ or self.fingerprint_["shape_min"])
-        problem = too_small(*size, 2 ** self.depth_, self.norm_, training=True)
+        size = tuple(self.patch_size_ or self.fingerprint_["shape_median"])
+        problem = too_deep(*size, 2 ** self.depth_)
         if problem:
             what = (f"patch_size_ {size}" if self.patch_size_ is not None
-                    else f"the smallest training images ({size[0]} x {size[1]})")
+                    else f"the median training image ({size[0]} x {size[1]})")
             deepest = next((d for d in range(self.depth_ - 1, 0, -1)
-                            if not too_small(*size, 2 ** d, self.norm_, training=True)), None)
+                            if not too_deep(*size, 2 ** d)), None)
             give = f"Give depth={deepest} or less, " if deepest else "Give larger images, "
-            norm = " or norm='group'" if self.norm_ in ("instance", "batch") else ""
             raise ValueError(
-                f"X: depth={self.depth_} is too deep for {what}: {problem}. {give}a larger "
-                f"patch_size{norm}.")
+                f"X: depth={self.depth_} is too deep for {what}: {problem}. {give}or a larger "
+                f"patch_size.")
 
     def _augment_by_budget(self, chain, prepare, X, epochs, first):
         """``augment="auto"`` follows the budget: before each epoch, the
@@ -486,7 +485,6 @@ class FitMixin:
             if n_channels(val_images) != self.n_channels_in_:
                 raise ValueError(f"X_val has {n_channels(val_images)} channels; X has "
                                  f"{self.n_channels_in_}.")
-            self._check_validation_sizes(val_images)
             self._warn_unseen_labels(val_masks, "y_val")
             # as predict(X_val) would see them: their own preprocessing, then the
             # segmenter's own deterministic steps (not those attached to X)
@@ -507,24 +505,6 @@ class FitMixin:
         val_images = _take(images, val_idx)
         val_masks = _take(masks, val_idx)
         return train_idx, self._make_validate(val_images, val_masks, chain)
-
-    def _check_validation_sizes(self, images):
-        """X_val passes the network in evaluation, as predict's input does."""
-        self._check_sizes(images, "X_val")
-
-    def _check_patches_fit(self, model):
-        """A network given as a module: its normalisation needs more than one
-        bottleneck pixel of each training patch (a built-in network's depth
-        is checked with the plan)."""
-        if isinstance(self.model, str):
-            return
-        size = tuple(self.patch_size_ or self.fingerprint_["shape_min"])
-        problem = too_small(*size, self._pad_multiple(model), network_norm(model),
-                            training=True, depth_rule=False)
-        if problem:
-            raise ValueError(f"model ({type(model).__name__}) cannot train on patches of "
-                             f"{size[0]} x {size[1]}: {problem}. Give a larger patch_size, or "
-                             "a network with fewer downsamplings or without that norm.")
 
     def _make_validate(self, images, masks, chain):
         scorer = self._get_scorer()

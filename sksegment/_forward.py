@@ -13,7 +13,7 @@ from ._validation import check_int, check_number, check_size
 # ---------------------------------------------------------------------- #
 # public helpers
 # ---------------------------------------------------------------------- #
-def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
+def pad_to_multiple(x, multiple, *, mode="reflect", value=0, min_cells=1):
     """Pad the last two axes of a tensor, at the bottom and right, to multiples.
 
     Parameters
@@ -32,6 +32,13 @@ def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
     value : scalar, default=0
         Fill value for ``mode="constant"`` (for example ``IGNORE`` for label
         images).
+    min_cells : int, default=1
+        The least number of ``multiple``-sized cells the padded tensor holds
+        (``H' / mh * W' / mw``); W is padded further where there would be
+        fewer. With 2, a network that halves its input down to
+        ``1/multiple`` keeps at least two pixels at its bottleneck, which
+        instance normalisation needs: an image no larger than one cell
+        (16 x 16 for a factor of 16) is padded to two (16 x 32).
 
     Returns
     -------
@@ -62,6 +69,8 @@ def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
             [7, 8, 8, 8],
             [7, 8, 8, 8],
             [7, 8, 8, 8]])
+    >>> pad_to_multiple(torch.zeros(1, 1, 3, 3), 4, min_cells=2)[0].shape
+    torch.Size([1, 1, 4, 8])
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}.")
@@ -70,8 +79,12 @@ def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
     mh, mw = check_size(multiple, "multiple")
     if mode not in ("reflect", "replicate", "constant"):
         raise ValueError(f"mode must be 'reflect', 'replicate' or 'constant'; got {mode!r}.")
+    min_cells = check_int(min_cells, "min_cells", low=1)
     h, w = int(x.shape[-2]), int(x.shape[-1])
     ph, pw = -h % mh, -w % mw
+    rows = (h + ph) // mh
+    if rows * ((w + pw) // mw) < min_cells:  # more cells along W
+        pw = -(-min_cells // rows) * mw - w
     if ph == 0 and pw == 0:
         return x, (h, w)
     lead = tuple(x.shape[:-2])
@@ -93,34 +106,19 @@ def pad_to_multiple(x, multiple, *, mode="reflect", value=0):
     return y.reshape(lead + (h + ph, w + pw)), (h, w)
 
 
-def network_norm(model):
-    """The normalisation layers of a network that need more than one value
-    per channel: "instance", "batch" or None."""
-    kinds = {type(m) for m in model.modules()}
-    if any(issubclass(k, torch.nn.modules.instancenorm._InstanceNorm) for k in kinds):
-        return "instance"
-    if any(issubclass(k, torch.nn.modules.batchnorm._BatchNorm) for k in kinds):
-        return "batch"
-    return None
+#: Cells of the network's multiple every input is padded to hold at least
+#: (``pad_to_multiple(min_cells=)``): two pixels at the bottleneck, which
+#: instance normalisation (and batch normalisation in training) needs.
+MIN_CELLS = 2
 
 
-def too_small(h, w, multiple, norm, training=False, depth_rule=True):
-    """Why an input of ``h x w`` cannot pass a built-in network that halves it
-    until it is ``multiple`` times smaller (its input padded to multiples of
-    ``multiple``), or None when it can.
-
-    Instance normalisation needs more than one pixel at the bottleneck, and
-    so does batch normalisation in training (a last batch may hold one
-    image); in training, a network deeper than the input is large learns
-    from padding, not image.
-    """
-    if training and depth_rule and multiple > max(h, w):
+def too_deep(h, w, multiple):
+    """Why a network that halves its training inputs of ``h x w`` down to
+    ``1/multiple`` is too deep for them (it would learn from padding, not
+    image), or None when it is not."""
+    if multiple > max(h, w):
         return (f"halving {h} x {w} pixels down to 1/{multiple} leaves less than one pixel of "
                 "image at the bottleneck")
-    if -(-h // multiple) * -(-w // multiple) < 2 and (
-            norm == "instance" or (training and norm == "batch")):
-        return (f"{h} x {w} pixels halved down to 1/{multiple} leave a bottleneck of one pixel, "
-                f"which {norm} normalisation cannot normalise")
     return None
 
 
@@ -201,7 +199,7 @@ def _channels_last(x):
 
 def _logits(model, x, pad_multiple):
     """Float32 logits (N, K, H, W) of the images x (N, C, H, W): padded, then cropped."""
-    xp, (h, w) = pad_to_multiple(x, pad_multiple)
+    xp, (h, w) = pad_to_multiple(x, pad_multiple, min_cells=MIN_CELLS)
     logits = model(_channels_last(xp))
     if (not isinstance(logits, torch.Tensor) or logits.ndim != 4
             or logits.shape[0] != xp.shape[0] or tuple(logits.shape[2:]) != tuple(xp.shape[2:])):

@@ -21,7 +21,8 @@ fingerprint beat hand tuning on most segmentation problems:
   one such halving get the least depth, 1.
 - **Batch**: as many patches as the step budget allows (nnU-Net:
   ``round(reference / estimate * 12)``), at most as many as cover 5 % of
-  all training pixels per step, and at least 2.
+  all training pixels per step, and at least 2 (whole images: at most as
+  many as there are).
 
 The step budget depends on the device. On a GPU it is memory, as in nnU-Net:
 the activations a training step keeps (estimated from the network's
@@ -382,10 +383,13 @@ def plan(fingerprint, device, *, patch_size="auto", depth="auto", batch_size="au
         by_budget = _batch_within(step_cost, device)
         by_share = int(MAX_DATA_SHARE * fingerprint["n_pixels"] // (shape[0] * shape[1]))
         planned_batch = max(MIN_BATCH, min(by_budget, by_share))
-        if planned_patch is None:  # whole images: no more than there are
-            planned_batch = max(1, min(planned_batch, fingerprint.get("n_images", planned_batch)))
-        reasons.append(f"batch {planned_batch}: {by_budget} fit the budget, {by_share} cover "
-                       f"{MAX_DATA_SHARE:.0%} of the training pixels, at least {MIN_BATCH}")
+        reason = (f"batch {planned_batch}: {by_budget} fit the budget, {by_share} cover "
+                  f"{MAX_DATA_SHARE:.0%} of the training pixels, at least {MIN_BATCH}")
+        n_images = fingerprint.get("n_images", planned_batch)
+        if planned_patch is None and n_images < planned_batch:  # whole images: no more
+            planned_batch = max(1, n_images)
+            reason = f"batch {planned_batch}: every training image, trained whole"
+        reasons.append(reason)
     else:
         planned_batch = batch_size
     return {"patch_size": planned_patch, "depth": planned_depth, "batch_size": planned_batch,

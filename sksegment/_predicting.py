@@ -13,8 +13,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import _training
 from ._arrays import is_dask
 from ._data import check_finite, check_images, intensity_scale, n_channels, unique_labels
-from ._forward import AutocastForward, network_norm, too_small
-from ._inference import check_tile_size, make_predictions
+from ._forward import AutocastForward
+from ._inference import make_predictions
 from ._normalization import Normalizer
 from ._outputs import check_out, collect
 from ._parameters import PARAMETERS, PREDICT_PARAMETERS
@@ -58,34 +58,10 @@ class PredictMixin:
             )
         if out is not None:
             check_out(out, images, output, self.classes_, n_classes=self.n_classes_)
-        self._check_sizes(images)  # is every image large enough for the network?
         if not lazy_dask:
             check_finite(images, "X")
             self._warn_other_units(images)
         return images, _join_chains(chain, self._augment_chain)
-
-    def _check_sizes(self, images, name="X"):
-        multiple, norm = self._pad_multiple(self.model_), network_norm(self.model_)
-        shapes = ([img.shape[:2] for img in images] if isinstance(images, list)
-                  else [images.shape[1:3]])
-        for i, (h, w) in enumerate(shapes):
-            problem = too_small(int(h), int(w), multiple, norm)
-            if problem:
-                where = (f"{name}[{i}] is" if isinstance(images, list)
-                         else f"the images of {name} are")
-                raise ValueError(
-                    f"{where} too small for the network (it pads them to multiples of "
-                    f"{multiple}): {problem}. "
-                    f"Pad them to at least {2 * multiple} pixels along one side (for example "
-                    "np.pad with mode='reflect'), or fit a shallower network.")
-        if self.tile_size is not None:  # tiles pass the network as images do
-            tile = check_tile_size(self.tile_size, (multiple, multiple))
-            problem = too_small(*tile, multiple, norm)
-            if problem:
-                raise ValueError(
-                    f"tile_size={self.tile_size!r} is too small for the network (tiles are "
-                    f"rounded up to multiples of {multiple}): {problem}. Set tile_size to "
-                    f"at least {2 * multiple} along one side, or None (the default).")
 
     # images whose largest value, in the network's units, is this many times
     # larger or smaller than the training images' are in other units

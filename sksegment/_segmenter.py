@@ -150,7 +150,8 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         "onecycle" rises to ``learning_rate`` over the first 30 % and falls
         to almost 0 at the end, "cosine" falls to 1 % of it; "plateau" halves
         the rate when the validation score (or the training loss) has not
-        improved for ``n_iter_no_change // 2`` epochs. ``partial_fit``, which
+        improved for more than ``n_iter_no_change // 2`` epochs in a row
+        (torch's ``ReduceLROnPlateau`` with that patience). ``partial_fit``, which
         does not know the length of the run, trains at ``learning_rate``
         (halving it on a plateau with "plateau").
     warmup_epochs : int, default=0
@@ -573,7 +574,9 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
             (of their average over test-time augmentation when ``tta=True``),
             divided by ``log(n_classes_)``: 0 where one class has all the
             probability, 1 where every class is equally likely. "tta": the
-            disagreement of the test-time-augmented views (flips and, for
+            disagreement of the test-time-augmented views (those of ``tta``,
+            "auto" resolved in ``tta_``: for RGB images the left-right mirror;
+            otherwise, and when test-time augmentation is off, flips and, for
             square inputs, quarter turns): the entropy of their mean
             probabilities minus the mean of their entropies (the mutual
             information between the prediction and the view), divided by
@@ -687,7 +690,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         (``(x - shift[c]) / scale[c]``), move channels first, and pad H and W at the
         bottom and right to multiples of ``pad_multiple`` as ``padding``
         says (mirrored; the border pixel repeated where the padding is not
-        smaller than the image). Crop the logits back and take
+        smaller than the image), W by one more multiple where the padded
+        image would hold fewer than ``min_cells`` (2) multiples, so that
+        an image of one pad_multiple square or less keeps two pixels at the
+        bottleneck. Crop the logits back and take
         ``classes[logits.argmax(1)]``. TorchScript and ONNX files alike
         compute in float32 and hold one forward pass: they match
         ``predict_proba`` with ``precision="fp32"`` and ``tta=False``.

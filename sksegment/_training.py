@@ -15,10 +15,10 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ._checkpoint import rng_state, save_checkpoint, to_cpu
 from ._data import IGNORE, HostArray, host_images, to_tensor
+from ._forward import MIN_CELLS, pad_to_multiple
 from ._metric_scorers import check_score
 from ._prefetch import Prefetcher
 
@@ -154,7 +154,7 @@ class Schedule:
     ``cosine`` (to 1 % of the base rate at the end), ``onecycle`` (linear rise
     to the base rate over the first 30 %, cosine fall to 0.04 % of it) and
     ``plateau`` (halved when the monitored figure has not improved for
-    ``patience`` epochs). ``warmup_epochs`` ramps the rate linearly from 1 %
+    more than ``patience`` epochs in a row, as torch's ``ReduceLROnPlateau``). ``warmup_epochs`` ramps the rate linearly from 1 %
     of its value over the first epochs.
     """
 
@@ -214,14 +214,12 @@ class Schedule:
 # --------------------------------------------------------------------------- #
 def pad_batch(x, y, multiple):
     """Pad ``x`` with zeros and ``y`` with IGNORE on the bottom/right so H and W
-    are multiples of ``multiple``; padded pixels cost nothing."""
-    H, W = x.shape[-2:]
-    ph, pw = -H % multiple, -W % multiple
-    if ph == 0 and pw == 0:
-        return x, y
-    x = F.pad(x, (0, pw, 0, ph))
+    are multiples of ``multiple`` and hold at least :data:`MIN_CELLS` of them
+    (a lone small image or crop keeps two bottleneck pixels); padded pixels
+    cost nothing."""
+    x, _ = pad_to_multiple(x, multiple, mode="constant", value=0, min_cells=MIN_CELLS)
     if y is not None:
-        y = F.pad(y, (0, pw, 0, ph), value=IGNORE)
+        y, _ = pad_to_multiple(y, multiple, mode="constant", value=IGNORE, min_cells=MIN_CELLS)
     return x, y
 
 

@@ -560,10 +560,12 @@ def test_default_fit_on_tiny_images_trains_and_predicts(size):
     assert seg.predict(X).shape == y.shape
 
 
-def test_default_fit_on_two_pixel_images_is_refused_naming_them():
+def test_default_fit_on_tiny_images():
     X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
     X, y = X[:, 7:9, 7:9], y[:, 7:9, 7:9]
-    seg = CNNSegmenter(max_epochs=1, random_state=0, device="cpu")
-    with pytest.raises(ValueError, match=r"2 x 2.*bottleneck of one pixel"):
-        seg.fit(X, y)
-    assert not hasattr(seg, "model_")
+    seg = CNNSegmenter(max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    assert seg.depth_ == 1 and seg.predict(X).shape == (8, 2, 2)  # padded to 2 x 4
+    one = CNNSegmenter(max_epochs=1, random_state=0, device="cpu")
+    with pytest.raises(ValueError, match=r"1 x 1 pixels down to 1/2 leaves less than one pixel"):
+        one.fit(X[:, :1, :1], y[:, :1, :1])
+    assert not hasattr(one, "model_")

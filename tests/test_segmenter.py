@@ -262,11 +262,9 @@ def test_predict_warns_when_images_come_in_other_units():
 
 
 @pytest.mark.parametrize("params, match", [
-    (dict(depth=12), (r"depth=12 is too deep for the smallest training images \(16 x 16\): "
-                      r"halving .* less than one pixel.* Give depth=3 or less")),
-    (dict(depth=4, norm="instance"), "bottleneck of one pixel, which instance normalisation"),
-    (dict(depth=4, norm="batch"), "bottleneck of one pixel, which batch normalisation"),
-    (dict(depth=2, patch_size=4, norm="instance"), r"too deep for patch_size_ \(4, 4\)"),
+    (dict(depth=12), (r"depth=12 is too deep for the median training image \(16 x 16\): "
+                      r"halving .* less than one pixel.* Give depth=4 or less")),
+    (dict(depth=3, patch_size=4), r"too deep for patch_size_ \(4, 4\).* Give depth=2 or less"),
 ])
 def test_a_network_too_deep_for_the_images_is_refused_before_training(params, match):
     X, y = make_shapes(n_samples=7, image_size=16, random_state=0)
@@ -274,28 +272,35 @@ def test_a_network_too_deep_for_the_images_is_refused_before_training(params, ma
     with pytest.raises(ValueError, match=match):
         seg.fit(X, y)
     assert not hasattr(seg, "model_")
-    # group norm normalises one pixel; the bottleneck then holds image
-    CNNSegmenter(**{**TINY, "batch_size": 2, **params, "depth": 4, "norm": "group",
-                    "patch_size": None}).fit(X, y)
 
 
-def test_images_too_small_for_instance_norm_are_named_at_predict():
-    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
-    seg = CNNSegmenter(**{**TINY, "norm": "instance"}).fit(X, y)
-    with pytest.raises(ValueError, match=r"X\[1\] is too small .* at least 8 pixels"):
-        seg.predict([X[0], X[1, :4, :4]])
-    assert seg.predict(X[:, :4, :5]).shape == (6, 4, 5)  # two pixels at the bottleneck
-    grouped = CNNSegmenter(**{**TINY, "norm": "group"}).fit(X, y)
-    assert grouped.predict(X[:, :3, :3]).shape == (6, 3, 3)  # padding is enough
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_inputs_of_one_bottleneck_pixel_are_padded_to_two(norm):
+    # 16 x 16 under depth 4, and a lone 4 x 4 crop under depth 2, would leave
+    # one pixel at the bottleneck, which these norms cannot normalise
+    X, y = make_shapes(n_samples=7, image_size=16, random_state=0)
+    seg = CNNSegmenter(**{**TINY, "batch_size": 1, "depth": 4, "norm": norm}).fit(X, y)
+    assert seg.predict(X).shape == X.shape
+    small = CNNSegmenter(**{**TINY, "batch_size": 1, "patch_size": 4, "norm": norm}).fit(X, y)
+    proba = small.predict_proba([X[0, :4, :4], X[1, :1, :3]])
+    assert [p.shape for p in proba] == [(4, 4, 3), (1, 3, 3)]
+    assert all(np.allclose(p.sum(-1), 1, atol=1e-5) for p in proba)
+    small.set_params(tiling=True, tile_size=4)  # tiles of one cell are padded alike
+    assert small.predict(X).shape == X.shape
 
 
-def test_a_tile_size_too_small_for_instance_norm_is_named():
-    X, y = make_shapes(n_samples=6, image_size=16, random_state=0)
-    seg = CNNSegmenter(**{**TINY, "norm": "instance"}, tiling=True).fit(X, y)
-    seg.set_params(tile_size=4)  # one bottleneck pixel per tile
-    with pytest.raises(ValueError, match=r"tile_size=4 is too small .* at least 8"):
-        seg.predict(X)
-    assert seg.set_params(tile_size=(4, 8)).predict(X).shape == X.shape
+def test_a_small_image_among_large_ones_trains_with_the_planned_depth():
+    rng = np.random.RandomState(0)
+    shapes = [(64, 64), (64, 64), (64, 64), (12, 12)]
+    X = [rng.randint(0, 256, s, dtype=np.uint8) for s in shapes]
+    y = [(x > 128).astype(np.uint8) for x in X]
+    # whole images: the depth follows the median image; a lone small image is padded
+    seg = CNNSegmenter(width=4, max_epochs=2, batch_size=1, random_state=0).fit(X, y)
+    assert seg.patch_size_ is None and seg.depth_ == 4 and seg.norm_ == "instance"
+    assert [p.shape for p in seg.predict(X)] == shapes
+    # patches: a crop of the small image, alone in its batch, is padded too
+    CNNSegmenter(width=4, max_epochs=2, batch_size=1, patch_size=32, depth=4,
+                 random_state=0).fit(X, y)
 
 
 @pytest.mark.parametrize("param, value", [("precision", "fp8"), ("verbose", "2"),
@@ -334,8 +339,6 @@ def test_validation_data_errors_name_x_val_and_come_before_training():
         seg.fit(X, y, X_val=list(X[:3]), y_val=[m[:8, :8] for m in y[:3]])
     loss = []
     seg.set_params(loss=lambda logits, target: loss.append(1) or logits.mean())
-    with pytest.raises(ValueError, match="the images of X_val are too small for the network"):
-        seg.fit(X, y, X_val=X[:, :2, :2], y_val=y[:, :2, :2])
     assert not loss and not hasattr(seg, "model_")
 
 
@@ -431,16 +434,13 @@ def test_networks_that_cannot_learn_are_named():
         CNNSegmenter(**TINY, model=_TinyNet(detach=True)).fit(X, y)
 
 
-def test_a_network_instance_gets_the_size_checks():
+def test_a_network_instance_trains_and_predicts_on_small_inputs():
     from sksegment.models import UNet
 
     X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
     net = UNet(1, 3, depth=2, width=4, norm="instance")
-    with pytest.raises(ValueError, match=r"model \(UNet\) cannot train on patches of 4 x 4"):
-        CNNSegmenter(**TINY, model=net, patch_size=4).fit(X, y)
-    seg = CNNSegmenter(**TINY, model=net).fit(X, y)
-    with pytest.raises(ValueError, match="too small for the network"):
-        seg.predict(X[:, :4, :4])
+    seg = CNNSegmenter(**TINY, model=net, patch_size=4).fit(X, y)  # one cell per patch
+    assert seg.predict(X[:, :4, :4]).shape == (8, 4, 4)
 
 
 def test_validation_sees_x_val_as_predict_does():

@@ -93,6 +93,12 @@ def test_schedules_shape():
     for score in (0.5, 0.5, 0.5):
         plateau.end_epoch(score)
     assert plateau.lr(3) == 0.5
+    plateau = Schedule("plateau", 1.0, 10, patience=5)  # halved after more than 5 bad epochs
+    rates = []
+    for score in (0.5,) * 7:
+        plateau.end_epoch(score)
+        rates.append(plateau.lr(1))
+    assert rates == [1.0] * 6 + [0.5]
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle", "plateau"])
