@@ -5,13 +5,12 @@ the parameters augmenters have in common.
 Public through :mod:`sksegment.augmentation`.
 """
 
-import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._augment_chain import AugmentationChain, AugmentedImages, sample_images, unwrap
 from ._data import check_images
-from ._validation import check_number, is_int, is_real
+from ._validation import check_number, check_random_state_arg, is_real
 
 PADDING_MODES = ("zeros", "border", "reflection")
 
@@ -19,28 +18,6 @@ PADDING_MODES = ("zeros", "border", "reflection")
 def check_p(p):
     """The per-sample probability ``p``, in [0, 1]."""
     return check_number(p, "p", low=0, high=1)
-
-
-def check_random_state_arg(random_state, name="random_state"):
-    """``random_state`` as :func:`sklearn.utils.check_random_state` takes it
-    (None, an int in [0, 2**32 - 1], a ``numpy.random.RandomState``), or an
-    error naming it. Returned unchanged.
-
-    >>> check_random_state_arg(-1)
-    Traceback (most recent call last):
-    ...
-    ValueError: random_state must be None, an integer in [0, 2**32 - 1] or a numpy.random.RandomState; got -1.
-    """
-    if random_state is None or random_state is np.random or isinstance(
-            random_state, np.random.RandomState):
-        return random_state
-    text = (f"{name} must be None, an integer in [0, 2**32 - 1] or a "
-            f"numpy.random.RandomState; got {random_state!r}")
-    if not is_int(random_state):
-        raise TypeError(f"{text} ({type(random_state).__name__}).")
-    if not 0 <= random_state <= 2**32 - 1:
-        raise ValueError(f"{text}.")
-    return random_state
 
 
 def symmetric(v):

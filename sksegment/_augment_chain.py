@@ -21,7 +21,7 @@ from ._data import (
     to_tensor,
     unique_labels,
 )
-from ._validation import is_int, is_real
+from ._validation import check_random_state_arg, is_int, is_real
 
 _BATCH = 32  # images per torch batch in sample() and materialisation
 
@@ -297,8 +297,18 @@ class AugmentedImages:
             sub = list(self.images[key])
         else:
             idx = np.asarray(key)
+            n = len(self.images)
             if idx.dtype == bool:
+                if idx.shape != (n,):
+                    raise IndexError(f"a boolean index must have one entry per image ({n}); "
+                                     f"got shape {idx.shape}.")
                 idx = np.flatnonzero(idx)
+            if idx.ndim != 1 or idx.dtype.kind not in "iu":
+                raise IndexError("AugmentedImages takes an index, a slice, or a 1-D array of "
+                                 f"integer or boolean indices; got {key!r}.")
+            if idx.size and not (-n <= idx.min() and idx.max() < n):
+                raise IndexError(f"index {int(idx[(idx < -n) | (idx >= n)][0])} is out of "
+                                 f"range for {n} images.")
             sub = [self.images[int(i)] for i in idx]
         return AugmentedImages(sub, self.chain)
 
@@ -397,7 +407,6 @@ def sample_images(chain, X, y, random_state, mask_fill):
     """Apply ``chain`` (after the chain attached to ``X``) to NumPy images and
     masks, batch by batch on the CPU; returns copies in the input's dtype and
     layout (see :meth:`sksegment.augmentation.RandomFlip.sample`)."""
-    from ._augment_base import check_random_state_arg  # (a circular import at the top)
 
     check_random_state_arg(random_state)
     images, pre = unwrap(X)

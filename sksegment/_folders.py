@@ -268,6 +268,7 @@ def load_images(images_dir, extensions=_EXTENSIONS, as_gray=False, return_names=
     ((2, 8, 6), ['a', 'b'])
     >>> tmp.cleanup()
     """
+    return_names = check_bool(return_names, "return_names")
     images_dir = _check_dir(images_dir, "images_dir")
     exts = _check_extensions(extensions)
     as_gray = _check_as_gray(as_gray)
@@ -402,6 +403,7 @@ def load_image_folder(images_dir, masks_dir, extensions=_EXTENSIONS, as_gray=Fal
     [1, 1, 1, 1, 0, 0, 0, 0]
     >>> tmp.cleanup()
     """
+    return_names = check_bool(return_names, "return_names")
     images_dir = _check_dir(images_dir, "images_dir")
     masks_dir = _check_dir(masks_dir, "masks_dir")
     exts = _check_extensions(extensions)
@@ -485,6 +487,9 @@ def _check_mask_stack(y):
     dtypes = {m.dtype for m in masks}
     if len(dtypes) > 1:
         raise TypeError(f"y must have one dtype; got {sorted(map(str, dtypes))}.")
+    dtype = dtypes.pop()
+    if dtype.kind not in "biuf":  # float masks get their own advice (mask_storage)
+        raise TypeError(f"y must hold integer or bool labels; got dtype {dtype}.")
     return masks
 
 
@@ -492,7 +497,7 @@ def _check_names(names, n):
     if names is None:
         width = max(3, len(str(n - 1)))
         return [f"{i:0{width}d}" for i in range(n)]
-    if isinstance(names, str) or not hasattr(names, "__len__"):
+    if not isinstance(names, (list, tuple, np.ndarray)):  # a set or dict has no order
         raise TypeError(f"names must be a list of {n} strings or None; got {names!r}.")
     names = list(names)
     if len(names) != n:

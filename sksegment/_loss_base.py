@@ -71,6 +71,9 @@ def check_inputs(logits, target, class_weight):
         raise TypeError("target must be an integer torch.Tensor of class indices of shape "
                         f"(N, H, W); got {_described(target)}.")
     n, k, h, w = logits.shape
+    if k < 1:
+        raise ValueError(f"logits must have at least one class (K >= 1) on axis 1; got shape "
+                         f"{tuple(logits.shape)}.")
     if tuple(target.shape) != (n, h, w):
         raise ValueError(f"target must have shape (N, H, W) = {(n, h, w)} to match logits of "
                          f"shape {tuple(logits.shape)}; got {tuple(target.shape)}.")

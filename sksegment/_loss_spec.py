@@ -69,6 +69,9 @@ class CompoundLoss(nn.Module):
 
     def __init__(self, terms):
         super().__init__()
+        if isinstance(terms, (str, bytes, dict, nn.Module)) or not hasattr(terms, "__iter__"):
+            raise TypeError("terms must be a sequence of (weight, loss) pairs; got "
+                            f"{type(terms).__name__}.")
         terms = list(terms)
         if not terms:
             raise ValueError("terms must hold at least one (weight, loss) pair.")

@@ -173,8 +173,27 @@ def make_segmentation_scorer(metric, greater_is_better=True, **kwargs):
     if not callable(metric):
         raise TypeError(f"metric must be a callable (y_true, y_pred, **kwargs) -> float; "
                         f"got {metric!r}.")
+    _check_kwargs(metric, kwargs)
     return _SegmentationScorer(metric, check_bool(greater_is_better, "greater_is_better"),
                                **kwargs)
+
+
+def _check_kwargs(metric, kwargs):
+    """A keyword ``metric`` does not take fails when the scorer is made, not
+    when it first scores (after a training run)."""
+    try:
+        params = inspect.signature(metric).parameters
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    names = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in kwargs:
+        if key not in names[2:]:  # the first two take y_true and y_pred
+            hint = did_you_mean(key, names[2:])
+            raise TypeError(f"metric {getattr(metric, '__name__', metric)!r} takes no keyword "
+                            f"{key!r}{' (' + hint + ')' if hint else ''}; its keywords are "
+                            f"{names[2:]}.")
 
 
 #: Read-only mapping of scorer names to scorers (see :func:`get_scorer`).

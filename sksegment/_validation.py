@@ -105,6 +105,29 @@ def check_bool(value, name):
     return bool(value)
 
 
+def check_random_state_arg(random_state, name="random_state"):
+    """``random_state`` as :func:`sklearn.utils.check_random_state` takes it
+    (None, an int in [0, 2**32 - 1], a ``numpy.random.RandomState``), or an
+    error naming it. Returned unchanged.
+
+    >>> from sksegment._validation import check_random_state_arg
+    >>> check_random_state_arg(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be None, an integer in [0, 2**32 - 1] or a numpy.random.RandomState; got -1.
+    """
+    if random_state is None or random_state is np.random or isinstance(
+            random_state, np.random.RandomState):
+        return random_state
+    text = (f"{name} must be None, an integer in [0, 2**32 - 1] or a "
+            f"numpy.random.RandomState; got {random_state!r}")
+    if not is_int(random_state):
+        raise TypeError(f"{text} ({type(random_state).__name__}).")
+    if not 0 <= random_state <= 2**32 - 1:
+        raise ValueError(f"{text}.")
+    return random_state
+
+
 def did_you_mean(value, names):
     """``"did you mean 'x'?"`` for the name closest to ``value``, or ``""``.
 

@@ -209,6 +209,9 @@ class AugmentationSampler(BaseEstimator):
         return self
 
     def fit_resample(self, X, y):
-        """Return augmented copies ``(X_aug, y_aug)`` of ``X`` and ``y``."""
-        self.fit(X, y)
-        return self.chain_.sample(X, y, self.random_state, mask_fill=self.mask_fill)
+        """Return augmented copies ``(X_aug, y_aug)`` of ``X`` and ``y``
+        (the fitted ``chain_`` is replaced only when they are returned)."""
+        chain = make_chain(self.augment, X=X)
+        out = chain.sample(X, y, self.random_state, mask_fill=self.mask_fill)
+        self.chain_ = chain
+        return out

@@ -19,7 +19,7 @@ from skimage import draw
 from sklearn.utils import check_random_state
 
 from ._folders import load_image_folder, load_images, save_masks
-from ._validation import check_int, check_number, check_size
+from ._validation import check_int, check_number, check_random_state_arg, check_size
 
 __all__ = ["load_image_folder", "load_images", "load_membrane", "make_shapes", "save_masks"]
 
@@ -32,7 +32,7 @@ _MAX_CLASSES = len(SHAPE_CLASSES) + 1
 
 def _check_dtype(dtype):
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
     except TypeError:
         dt = None
     if dt is None or dt.name not in _DTYPES:
@@ -168,7 +168,7 @@ def make_shapes(n_samples=100, image_size=64, n_classes=3, noise=0.1, n_channels
     noise = check_number(noise, "noise", low=0)
     n_channels = check_int(n_channels, "n_channels", low=1)
     out_dtype = _check_dtype(dtype)
-    rs = check_random_state(random_state)
+    rs = check_random_state(check_random_state_arg(random_state))
 
     shape = (n_samples, height, width) + ((n_channels,) if n_channels > 1 else ())
     X = np.empty(shape, dtype=out_dtype)

@@ -130,8 +130,10 @@ def _check_target(value, name):
     return int(value)
 
 
-def _check_step(step, name):
-    """A step as a normalised tuple."""
+def _check_step(step, name, plain=False):
+    """A step as a normalised tuple; ``plain``: its values were given as the
+    arguments ``class_index``, ``min_size``, ``max_hole_size`` of a function,
+    which the messages name."""
     if not isinstance(step, (tuple, list)) or not step or not isinstance(step[0], str):
         raise TypeError(f"{name} must be a tuple (operation, class_index, ...) with operation "
                         f"one of {', '.join(map(repr, _OPERATIONS))}; got {step!r}.")
@@ -142,13 +144,16 @@ def _check_step(step, name):
     arity, form = _FORMS[op]
     if len(step) not in arity:
         raise ValueError(f"{name} must be {form}; got {step!r}.")
-    target = _check_target(step[1], f"the class index of {name}")
+    def arg(what):
+        return what if plain else f"the {what} of {name}"
+
+    target = _check_target(step[1], arg("class_index" if plain else "class index"))
     if op == "keep_largest":
         return op, target
     if op == "remove_small":
-        return op, target, check_int(step[2], f"the min_size of {name}", low=1)
+        return op, target, check_int(step[2], arg("min_size"), low=1)
     if len(step) == 3 and step[2] is not None:
-        return op, target, check_int(step[2], f"the max_hole_size of {name}", low=1)
+        return op, target, check_int(step[2], arg("max_hole_size"), low=1)
     return op, target
 
 
@@ -367,6 +372,7 @@ class PostProcessor:
 
 
 def _one_step(labels, step, connectivity, replace="neighbour"):
+    step = _check_step(step, "step", plain=True)  # errors name the function's arguments
     return PostProcessor((step,), connectivity, replace).apply(labels)
 
 

@@ -580,6 +580,26 @@ def test_chain_validates_batches():
     assert y.dtype == torch.int64
 
 
+def test_augmented_images_list_indexing_refuses_what_arrays_refuse():
+    images = [np.zeros((4, 4)), np.ones((4, 5))]
+    lazy = RandomFlip().fit_transform(images)
+    assert [x.shape for x in lazy[np.array([False, True])].images] == [(4, 5)]
+    for key, match in [([True], "one entry per image"), ("a", "integer or boolean"),
+                       ([[0]], "integer or boolean"), ([0, 5], "index 5 is out of range")]:
+        with pytest.raises(IndexError, match=match):
+            lazy[key]
+
+
+def test_a_failed_fit_resample_keeps_the_fitted_chain():
+    X = np.random.RandomState(0).rand(2, 8, 8).astype(np.float32)
+    y = np.zeros((2, 8, 8), np.uint8)
+    sampler = AugmentationSampler([IntensityStandardizer()]).fit(X)
+    before = repr(sampler.chain_)
+    with pytest.raises(ValueError, match="y has 1 masks but X has 2 images"):
+        sampler.fit_resample(10 * X, y[:1])
+    assert repr(sampler.chain_) == before
+
+
 def test_augmented_images_array_indexing_and_repr():
     X = (np.arange(4 * 3 * 3) % 7).reshape(4, 3, 3).astype(np.uint8)
     lazy = RandomFlip().fit_transform(X)

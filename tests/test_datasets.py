@@ -130,7 +130,7 @@ def test_no_intensity_threshold_solves_it():
     ({"noise": "0.1"}, TypeError, "noise"),
     ({"n_channels": 0}, ValueError, "n_channels"),
     ({"dtype": "int16"}, ValueError, "dtype"),
-    ({"random_state": "seed"}, ValueError, "seed"),
+    ({"random_state": "seed"}, TypeError, "random_state must be None, an integer"),
 ])
 def test_make_shapes_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -749,3 +749,22 @@ def test_load_membrane_not_found(tmp_path, monkeypatch):
         load_membrane()
     with pytest.raises(TypeError, match="path"):
         load_membrane(5)
+
+
+def test_folder_functions_and_make_shapes_name_bad_arguments(tmp_path):
+    y = np.zeros((2, 4, 4), np.uint8)
+    with pytest.raises(TypeError, match=r"names must be a list of 2 strings or None"):
+        save_masks(tmp_path, y, names={"a", "b"})  # a set has no order
+    with pytest.raises(TypeError, match=r"y must hold integer or bool labels; got dtype <U"):
+        save_masks(tmp_path, y.astype(str))
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"dtype must be one of .*; got None"):
+        make_shapes(dtype=None)
+    for bad, error in (("x", TypeError), (-1, ValueError)):
+        with pytest.raises(error, match=r"random_state must be None, an integer"):
+            make_shapes(random_state=bad)
+    save_masks(tmp_path, y, names=["a", "b"])
+    for call in (lambda: load_images(tmp_path, return_names="no"),
+                 lambda: load_image_folder(tmp_path, tmp_path, return_names=1)):
+        with pytest.raises(TypeError, match="return_names must be"):
+            call()

@@ -808,6 +808,19 @@ def test_bad_loss_types_raise(bad, error, needle):
         get_loss(bad, n_classes=2)
 
 
+@pytest.mark.parametrize("terms", [5, None, "dice", DiceLoss()])
+def test_compound_loss_names_terms(terms):
+    with pytest.raises(TypeError, match="terms must be a sequence of \\(weight, loss\\) pairs"):
+        CompoundLoss(terms)
+
+
+@pytest.mark.parametrize("name", ["dice", "cross_entropy", "focal", "lovasz", "jaccard"])
+def test_logits_without_classes_are_named(name):
+    loss = get_loss(name, n_classes=2)
+    with pytest.raises(ValueError, match=r"logits must have at least one class \(K >= 1\)"):
+        loss(torch.zeros(1, 0, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
 def test_custom_losses_refuse_loss_params_and_class_weight():
     with pytest.raises(ValueError, match="loss_params"):
         get_loss(nn.Identity(), n_classes=2, loss_params={"gamma": 1})

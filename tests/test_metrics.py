@@ -646,6 +646,13 @@ def test_make_segmentation_scorer_with_user_metric(blobs):
         make_segmentation_scorer("iou")
     with pytest.raises(TypeError, match="greater_is_better"):
         make_segmentation_scorer(iou_score, greater_is_better="no")
+    # a keyword the metric does not take fails here, not at the first score
+    with pytest.raises(TypeError, match=r"'iou_score' takes no keyword 'averag' \(did you mean "
+                                        r"'average'\?\)"):
+        make_segmentation_scorer(iou_score, averag="macro")
+    with pytest.raises(TypeError, match="takes no keyword 'tolerance'"):
+        make_segmentation_scorer(foreground_share, tolerance=2)
+    assert make_segmentation_scorer(lambda a, b, **kw: 0.0, anything=1) is not None
 
 
 def test_get_scorer_names_and_errors():

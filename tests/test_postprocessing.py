@@ -474,3 +474,14 @@ def test_steps_read_arrays_that_read_on_demand():
     assert isinstance(got, np.ndarray)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(labels[:, 4, 4], 1)  # the input is not modified
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda y: keep_largest_component(y, 0), r"^class_index must be a class index >= 1"),
+    (lambda y: keep_largest_component(y, "x"), r"^class_index must be"),
+    (lambda y: remove_small_components(y, 1, 0), r"^min_size must be an integer >= 1"),
+    (lambda y: fill_holes(y, 1, max_hole_size=0), r"^max_hole_size must be an integer >= 1"),
+])
+def test_the_functions_name_their_own_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(np.zeros((8, 8), np.int64))
