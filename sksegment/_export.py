@@ -47,6 +47,29 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
     m = max(int(pad_multiple), 1)
     example = torch.zeros(2, n_channels, 2 * m, 2 * m)
     path = str(path)
+    # both files are written beside their targets under temporary names and
+    # renamed into place once both are complete: a failure leaves an earlier
+    # pair as it was (and no half-written file)
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, suffix = os.path.splitext(name)
+    tmp = os.path.join(folder, f".{stem}.tmp-{os.getpid()}{suffix}")
+    try:
+        _write_network(net, tmp, format, example, m)
+        meta = dict(metadata, format=format, pad_multiple=m, min_cells=MIN_CELLS,
+                    padding="reflect", n_channels=n_channels)
+        with open(tmp + ".json", "w") as fh:
+            json.dump(meta, fh, indent=2, default=_jsonable)
+        os.replace(tmp, path)
+        os.replace(tmp + ".json", path + ".json")
+    finally:
+        for leftover in (tmp, tmp + ".json"):
+            with contextlib.suppress(OSError):
+                os.remove(leftover)
+    return path
+
+
+def _write_network(net, path, format, example, m):
+    """The network alone, in ``format``, at ``path``."""
     with warnings.catch_warnings():
         # TorchScript and the tracer announce their own deprecation and the
         # shape checks they freeze; the exported graph is checked below.
@@ -82,11 +105,6 @@ def export_network(model, path, *, format, n_channels, pad_multiple, metadata):
                                                 "logits": {0: "batch", 2: "height", 3: "width"}})
             finally:
                 onnx_log.setLevel(level)
-    meta = dict(metadata, format=format, pad_multiple=m, min_cells=MIN_CELLS,
-                padding="reflect", n_channels=n_channels)
-    with open(path + ".json", "w") as fh:
-        json.dump(meta, fh, indent=2, default=_jsonable)
-    return path
 
 
 def preprocessing_steps(chain):

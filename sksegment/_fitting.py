@@ -51,12 +51,19 @@ class FitMixin:
         """Fit atomically: when anything but a KeyboardInterrupt (which keeps
         the weights so far) escapes, the estimator is put back as it was."""
         saved = dict(self.__dict__)
+        # a RandomState given as random_state is the user's: its draws are
+        # taken back too (a successful fit uses them up, as in scikit-learn)
+        user_rng = self.random_state if isinstance(self.random_state,
+                                                   np.random.RandomState) else None
+        rng_saved = None if user_rng is None else user_rng.get_state()
         run = {}
         try:
             self._run_fit(run, X, y, X_val, y_val, n_epochs, incremental, classes)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if user_rng is not None:
+                user_rng.set_state(rng_saved)
             # the network and optimizer state of the failed fit are garbage:
             # free their device memory now (the traceback keeps them alive)
             _training.discard(run.get("model"), run.get("trainer"))

@@ -331,8 +331,10 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
 
     A fit is atomic: when it raises (a diverging loss, a bad checkpoint, an
     error in a custom loss), the estimator is left exactly as it was before
-    the call, fitted as before or not fitted. Ctrl-C is not a failure: the
-    fit returns with the weights so far and ``interrupted_=True``.
+    the call, fitted as before or not fitted, and a ``RandomState`` given as
+    ``random_state`` gets its draws back. Ctrl-C is not a failure: the fit
+    returns with ``interrupted_=True`` and the state of its last complete
+    epoch (weights, optimizer, random draws).
 
     Pickling (``joblib.dump``, ``copy.deepcopy``) never changes the
     estimator. A pickle holds the network on the CPU and the library
@@ -667,7 +669,9 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
             File to write (its folder must exist; an existing file is
             replaced, as ``torch.save`` does). A JSON file ``<path>.json``
             beside it records the preprocessing the network expects and the
-            label values.
+            label values. Both are written under temporary names and moved
+            into place once complete: a failed export leaves earlier files
+            as they were.
         format : {"torch.export", "torchscript", "onnx"}, default="torch.export"
             ``torch.export`` writes an ExportedProgram with dynamic batch and
             image size (load it with ``torch.export.load(path).module()``);

@@ -600,7 +600,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     dist = trainer.dist  # data parallel (sksegment._distributed): shared figures
     if dist is not None and not dist.is_main:
         verbose, checkpoint_path = 0, None  # progress and checkpoints on rank 0 only
-    interrupted = False
+    interrupted = in_epoch = False
     start_epoch = len(log.history)
     snapshot = None
     clock = _clock
@@ -620,6 +620,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
             if before_epoch is not None:
                 before_epoch(log.history)
             t0 = clock()
+            rng_before, n_scores = rng.get_state(), len(log.validation_scores)
             epoch_seed = int(rng.randint(np.iinfo(np.int32).max))
             # the epoch's batches come from a generator of its own, alike on
             # every rank (one permutation to share): how far the prefetching
@@ -631,6 +632,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
             if generator is not None:
                 generator.manual_seed(epoch_seed)
             snapshot = (_clone_state(model), _clone_tree(trainer.optimizer.state_dict()))
+            in_epoch = True  # until its record is in the history
             model.train()
             n_batches = sampler.n_batches(train_indices)
             ahead = _ahead(sampler.epoch(batch_rng, train_indices), getattr(prepare, "host", None))
@@ -667,6 +669,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
             log.train_time = time_before + clock() - call_start
             record["time"] = log.train_time
             log.history.append(record)
+            in_epoch = False
             trainer.schedule.end_epoch(score if score is not None else -train_loss)
 
             stop = False
@@ -697,9 +700,10 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
     except KeyboardInterrupt:
         interrupted = True
         keeps_best = early_stopping and log.best_state is not None
-        if snapshot is not None and not keeps_best:
-            # the epoch in flight may have been cut mid-step: keep its start
-            model.load_state_dict(snapshot[0])
+        if in_epoch:  # cut mid-epoch: back to its start (weights, optimizer, draws)
+            _restore(trainer, snapshot)
+            rng.set_state(rng_before)
+            del log.validation_scores[n_scores:]
         kept = ("the best weights on the validation data so far" if keeps_best
                 else "the weights of the last complete epoch")
         warnings.warn(

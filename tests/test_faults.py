@@ -140,6 +140,47 @@ def test_failed_refit_keeps_the_previous_fit(data, warm_start):
     np.testing.assert_array_equal(seg.predict_proba(X), proba)
 
 
+class _Interrupting(torch.nn.Module):
+    def __init__(self, at_call):
+        super().__init__()
+        self.calls, self.at_call = 0, at_call
+
+    def forward(self, logits, target):
+        self.calls += 1
+        if self.calls == self.at_call:
+            raise KeyboardInterrupt
+        return F.cross_entropy(logits, target, ignore_index=-100)
+
+
+def test_an_epoch_cut_by_an_interrupt_leaves_no_trace(data):
+    # Ctrl-C in the middle of an epoch (after one of its two steps) or at its
+    # first step: the weights, the optimizer state and the random draws go
+    # back to the epoch's start, so the next call continues alike
+    X, y = data
+    kw = dict(TINY, loss="cross_entropy", augment=None, tta=False)
+    fits = []
+    for at_call in (2, 1):
+        seg = CNNSegmenter(**kw).partial_fit(X, y)
+        seg.set_params(loss=_Interrupting(at_call))
+        with pytest.warns(RuntimeWarning, match="interrupted after 1 complete epoch"):
+            seg.partial_fit(X, y)
+        assert seg.interrupted_ and seg.n_iter_ == 1
+        fits.append(seg.set_params(loss="cross_entropy").partial_fit(X, y))
+    assert fits[0].n_iter_ == fits[1].n_iter_ == 2
+    assert _same_weights(_weights(fits[0]), _weights(fits[1]))
+
+
+def test_a_failed_fit_gives_back_the_draws_of_a_random_state(data):
+    X, y = data
+    rs = np.random.RandomState(0)
+    seg = CNNSegmenter(**{**TINY, "random_state": rs}, max_epochs=1)
+    with pytest.raises(ValueError, match="X_val"):
+        seg.fit(X, y, X_val=X[:2, ..., None].repeat(3, -1), y_val=y[:2])
+    with pytest.raises(RuntimeError, match="on purpose"):
+        seg.set_params(loss=CountingLoss(fail_at=2)).fit(X, y)
+    assert rs.randint(1000) == np.random.RandomState(0).randint(1000)
+
+
 def test_nan_guard_restores_batch_norm_statistics(data):
     X, y = data
     loss = CountingLoss(nan_at=(3,))

@@ -467,10 +467,15 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
     seg.set_params(precision="fp32", tta=False)
     norm = meta["normalization"]
     # sizes that need padding (mirrored; the border repeated where the image
-    # is no larger than the padding) and sizes equal to pad_multiple
-    for h, w in [(32, 32), (30, 29), (2, 29), (4, 32)]:
+    # is no larger than the padding), sizes equal to pad_multiple, and images
+    # of one pad_multiple cell (W padded by one more, min_cells)
+    assert meta["min_cells"] == 2
+    for h, w in [(32, 32), (30, 29), (2, 29), (4, 32), (3, 3), (4, 4)]:
         raw = X[8:10, :h, :w]
         pad = [(0, 0), (0, -h % m), (0, -w % m)]
+        rows, cols = (h + pad[1][1]) // m, (w + pad[2][1]) // m
+        if rows * cols < meta["min_cells"]:
+            pad[2] = (0, -(-meta["min_cells"] // rows) * m - w)
         modes = [meta["padding"] if p[1] < n else "edge" for p, n in zip(pad[1:], (h, w))]
         x = np.pad(raw, [pad[0], pad[1], (0, 0)], mode=modes[0])
         x = np.pad(x, [pad[0], (0, 0), pad[2]], mode=modes[1])
@@ -487,6 +492,28 @@ def test_export_runs_without_sksegment(fmt, data, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         seg.export(tmp_path / "absent" / "net.pt")
     assert not (Path.cwd() / "None").exists()
+
+
+def test_a_failed_export_keeps_the_earlier_files(data, tmp_path, monkeypatch):
+    import json
+
+    import sksegment._export as export
+
+    X, y = data
+    seg = CNNSegmenter(**TINY, max_epochs=1).fit(X[:8], y[:8])
+    path = seg.export(tmp_path / "net.pt", format="torchscript")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def disk_full(obj, fh, **kwargs):
+        fh.write('{"classes": [')
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.json, "dump", disk_full)
+    other = CNNSegmenter(**{**TINY, "width": 2}, max_epochs=1).fit(X[:8], y[:8])
+    with pytest.raises(OSError, match="No space left"):
+        other.export(path, format="torchscript")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing left over
+    assert json.loads(Path(path + ".json").read_text())["classes"] == seg.classes_.tolist()
 
 
 def test_export_records_the_standardiser_of_augment(data, tmp_path):
