@@ -1,9 +1,12 @@
 """Classes in figures: which labels, their names and colours, overlays and
 legends. Used by :mod:`sksegment.plot`; matplotlib is imported lazily."""
 
+import numbers
+
 import numpy as np
 
 from ._image_io import default_palette
+from ._validation import did_you_mean
 
 
 def display_image(image):
@@ -19,6 +22,8 @@ def display_image(image):
     else:
         raise ValueError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); "
                          f"got shape {img.shape}.")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"image must have at least one pixel; got shape {img.shape}.")
     if shown.dtype == np.uint8 and cmap is None:
         unit = shown / 255.0
     else:
@@ -62,11 +67,21 @@ def resolve_classes(classes, label_images, ignore_label):
 
 
 def class_names_for(classes, class_names):
-    """One display name per class."""
+    """One display name per class. The keys of a dict must be label values
+    (integers); a dict may name classes that these images lack (one dict
+    serves every image of a data set)."""
+    values = np.asarray(classes).tolist()
     if class_names is None:
-        return [str(c) for c in np.asarray(classes).tolist()]
+        return [str(c) for c in values]
     if isinstance(class_names, dict):
-        return [str(class_names.get(c, c)) for c in np.asarray(classes).tolist()]
+        unknown = [k for k in class_names if not isinstance(k, (numbers.Integral, np.bool_))]
+        if unknown:
+            raise ValueError(f"class_names must map label values (integers) to names; got "
+                             f"key(s) {unknown[:10]!r}.")
+        return [str(class_names.get(c, c)) for c in values]
+    if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__iter__"):
+        raise TypeError(f"class_names must be None, a list of names (one per class) or a "
+                        f"dict {{label: name}}; got {class_names!r}.")
     names = list(class_names)
     if len(names) != len(classes):
         raise ValueError(f"class_names must give one name per class ({len(classes)}: "
@@ -81,8 +96,19 @@ def class_colours(classes, cmap=None):
     n = len(classes)
     if cmap is not None:
         from matplotlib import colormaps
+        from matplotlib.colors import Colormap
 
-        sample = colormaps[cmap].resampled(max(n, 2))
+        if not isinstance(cmap, (str, Colormap)):
+            raise TypeError(f"cmap must be None, the name of a matplotlib colour map or a "
+                            f"Colormap; got {cmap!r}.")
+        if isinstance(cmap, str):
+            if cmap not in colormaps:
+                hint = did_you_mean(cmap, list(colormaps))
+                raise ValueError(f"cmap must be None or the name of a matplotlib colour map "
+                                 f"(see matplotlib.colormaps); got {cmap!r}"
+                                 + (f"; {hint}" if hint else "."))
+            cmap = colormaps[cmap]
+        sample = cmap.resampled(max(n, 2))
         return [tuple(sample(i)[:3]) for i in range(n)]
     palette = default_palette(np.arange(n))
     by_rank = {rank: colour for colour, rank in palette.items()}
@@ -91,12 +117,18 @@ def class_colours(classes, cmap=None):
 
 def background_label(background, classes):
     """The label left uncoloured: ``"auto"`` is the first class (when there
-    are two or more), None is none."""
+    are two or more), None is none, an integer that label (whether or not
+    these images hold it)."""
+    if background is None:
+        return None
     if isinstance(background, str):
         if background != "auto":
             raise ValueError(f"background must be 'auto', None or a label value; "
                              f"got {background!r}.")
         return classes[0] if len(classes) > 1 else None
+    if not isinstance(background, (numbers.Integral, np.bool_)):
+        raise TypeError(f"background must be 'auto', None or an integer label value; "
+                        f"got {background!r}.")
     return background
 
 

@@ -33,7 +33,7 @@ from ._plot_classes import (
     display_image,
     resolve_classes,
 )
-from ._validation import check_int, check_number
+from ._validation import check_bool, check_int, check_number, check_random_state_arg, is_real
 from .augmentation import make_chain, unwrap
 
 __all__ = [
@@ -136,7 +136,7 @@ def plot_augmentations(augment, X, y=None, *, n=4, random_state=None, fig=None,
     chain = pre + make_chain(augment, X=X)
     masks = None if y is None else check_masks(y, imgs, "y")
     codec = None if masks is None else LabelCodec(unique_labels(masks))
-    seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+    seed = int(check_random_state(check_random_state_arg(random_state)).randint(0, 2**31 - 1))
     generator = torch.Generator().manual_seed(seed)
 
     fig, axes = _figure("plot_augmentations", fig, 1 if masks is None else 2, n, 2.5)
@@ -223,11 +223,12 @@ def plot_segmentation(image, truth=None, prediction=None, *, classes=None, class
         values found in ``truth`` and ``prediction``.
     class_names : list of str, dict or None, default=None
         Names in the legend: one per class, or ``{label: name}``.
-    ignore_label : label value or None, default=None
+    ignore_label : int or None, default=None
         Pixels of ``truth`` with this label are not coloured and not scored.
     background : "auto", label value or None, default="auto"
-        Class shown without colour (the image shows through): "auto" is the
-        first class (when there are two or more), None colours every class.
+        Class shown without colour (the image shows through): a label
+        value; "auto" is the first class (when there are two or more), None
+        colours every class.
     alpha : float in [0, 1], default=0.45
         Opacity of the class colours.
     score : {"mean_iou", "dice", "pixel_accuracy"} or None, default="mean_iou"
@@ -235,9 +236,10 @@ def plot_segmentation(image, truth=None, prediction=None, *, classes=None, class
         shows none.
     fig : matplotlib Figure or None, default=None
         Figure to draw into (cleared first); a new pyplot figure if None.
-    titles : sequence of three str
-        Titles of the image, truth and prediction panels.
-    cmap : str or None, default=None
+    titles : sequence of three str or None, default=("image", "truth", "prediction")
+        Titles of the image, truth and prediction panels; None gives the
+        default ones.
+    cmap : str, matplotlib Colormap or None, default=None
         A matplotlib colour map to sample the class colours from, instead of
         the palette of written masks.
 
@@ -262,9 +264,15 @@ def plot_segmentation(image, truth=None, prediction=None, *, classes=None, class
     ['bg (not coloured)', 'cell']
     """
     shown, gray, unit = display_image(image)
+    if titles is None:
+        titles = ("image", "truth", "prediction")
+    if isinstance(titles, (str, bytes)) or not hasattr(titles, "__iter__"):
+        raise TypeError(f"titles must be None or a sequence of three strings; got {titles!r}.")
     titles = tuple(titles)
     if len(titles) != 3:
         raise ValueError(f"titles must hold three strings; got {titles!r}.")
+    if ignore_label is not None:
+        ignore_label = check_int(ignore_label, "ignore_label")
     if score is not None and score not in _SCORES:
         raise ValueError(f"score must be one of {_SCORES} or None; got {score!r}.")
     alpha = check_number(alpha, "alpha", low=0, high=1)
@@ -323,18 +331,19 @@ def plot_overlay(image, labels, *, classes=None, class_names=None, background="a
         Label values, in the order of the legend and colours; None takes the
         values found in ``labels``. A label outside ``classes`` is an error.
     class_names : list of str, dict or None, default=None
-        Names in the legend: one per class, or ``{label: name}``.
+        Names in the legend: one per class, or ``{label: name}`` (one dict
+        may serve many images: labels absent from these are left out).
     background : "auto", label value or None, default="auto"
-        Class shown without colour: "auto" is the first class (when there
-        are two or more), None colours every class.
-    ignore_label : label value or None, default=None
+        Class shown without colour: a label value; "auto" is the first
+        class (when there are two or more), None colours every class.
+    ignore_label : int or None, default=None
         Pixels with this label are not coloured and not in the legend.
     alpha : float in [0, 1], default=0.45
         Opacity of the class colours.
     legend : bool, default=True
         Draw the legend (beside the image).
     title : str or None, default=None
-    cmap : str or None, default=None
+    cmap : str, matplotlib Colormap or None, default=None
         A matplotlib colour map to sample the class colours from, instead of
         the palette of written masks.
     fig : matplotlib Figure or None, default=None
@@ -358,6 +367,9 @@ def plot_overlay(image, labels, *, classes=None, class_names=None, background="a
     """
     shown, _, unit = display_image(image)
     lab = check_label_image(labels, shown.shape[:2], "labels")
+    if ignore_label is not None:
+        ignore_label = check_int(ignore_label, "ignore_label")
+    legend = check_bool(legend, "legend")
     classes = resolve_classes(classes, [lab], ignore_label)
     names = class_names_for(classes, class_names)
     colours = class_colours(classes, cmap)
@@ -399,6 +411,13 @@ def _history_of(seg):
         if not isinstance(record, dict) or "epoch" not in record or "train_loss" not in record:
             raise ValueError(f"history[{i}] must be a dict with 'epoch' and 'train_loss' (as "
                              f"in CNNSegmenter.history_); got {record!r}.")
+        check_int(record["epoch"], f"history[{i}]['epoch']")
+        for key in ("train_loss", "val_score", "lr"):
+            value = record.get(key)
+            if not (is_real(value) or (value is None and key != "train_loss")):
+                raise TypeError(f"history[{i}][{key!r}] must be a number"
+                                + ("" if key == "train_loss" else " or None")
+                                + f"; got {value!r}.")
     return history, best_epoch, scoring
 
 
@@ -527,6 +546,7 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, normalize=None, *, class_
 
     if normalize not in (None, "true", "pred", "all"):
         raise ValueError(f"normalize must be None, 'true', 'pred' or 'all'; got {normalize!r}.")
+    values = check_bool(values, "values")
     if labels is None:
         found = [np.unique(np.asarray(m)) for m in (
             list(y_true) if isinstance(y_true, list) else [y_true])]
@@ -598,7 +618,8 @@ def plot_uncertainty(image, uncertainty, labels=None, *, cmap="magma", vmin=None
         drawn as contours on both panels.
     cmap : str, default="magma"
     vmin, vmax : float or None, default=None
-        Range of the colour map (None: the data's range).
+        Range of the colour map (None: the data's range); ``vmin < vmax``
+        when both are given.
     label : str, default="uncertainty"
         Title of the heat map and of its colour bar.
     contour_color : color, default="cyan"
@@ -632,6 +653,10 @@ def plot_uncertainty(image, uncertainty, labels=None, *, cmap="magma", vmin=None
     if heat.dtype.kind not in "biuf":
         raise TypeError(f"uncertainty must hold numbers; got dtype {heat.dtype}.")
     lab = None if labels is None else check_label_image(labels, shown.shape[:2], "labels")
+    vmin = None if vmin is None else check_number(vmin, "vmin")
+    vmax = None if vmax is None else check_number(vmax, "vmax")
+    if vmin is not None and vmax is not None and not vmin < vmax:
+        raise ValueError(f"vmin must be less than vmax; got vmin={vmin!r} and vmax={vmax!r}.")
     width, height = _panel_size(shown.shape)
     fig = _layout_figure("plot_uncertainty", fig, 2 * width + 0.8, height + 0.3)
     axes = fig.subplots(1, 2)

@@ -931,6 +931,9 @@ def test_plot_augmentations_draws_a_grid():
     assert len(fig.axes) == 2
     with pytest.raises(ValueError, match="n must be"):
         plot_augmentations(RandomFlip(), X, n=0, fig=Figure())
+    for bad, error in (("x", TypeError), (-1, ValueError)):
+        with pytest.raises(error, match="random_state must be None, an integer"):
+            plot_augmentations(RandomFlip(), X, random_state=bad, fig=Figure())
 
 
 def test_plot_segmentation_panels(monkeypatch):

@@ -243,6 +243,99 @@ def test_plot_uncertainty_heat_map_colour_bar_and_contours(scene):
         plot_uncertainty(image, heat, labels=truth[:3], fig=Figure())
 
 
+# --------------------------------------------------- argument checks
+
+def test_empty_image_is_a_value_error_naming_image():
+    for plot, args in ((plot_segmentation, ()), (plot_overlay, (np.zeros((0, 8), int),)),
+                       (plot_uncertainty, (np.zeros((0, 8)),))):
+        with pytest.raises(ValueError, match="image must have at least one pixel"):
+            plot(np.zeros((0, 8)), *args, fig=Figure())
+
+
+@pytest.mark.parametrize("plot", [plot_segmentation, plot_overlay])
+def test_bad_cmap_names_cmap(scene, plot):
+    image, truth, _ = scene
+    fig = Figure()
+    with pytest.raises(ValueError, match="cmap must be None or the name of a matplotlib"):
+        plot(image, truth, cmap="nope", fig=fig)
+    with pytest.raises(TypeError, match="cmap must be None"):
+        plot(image, truth, cmap=5, fig=fig)
+    assert not fig.axes
+    from matplotlib import colormaps
+
+    by_name = plot(image, truth, cmap="viridis", fig=Figure()).axes[-1]
+    by_map = plot(image, truth, cmap=colormaps["viridis"], fig=Figure()).axes[-1]
+    np.testing.assert_array_equal(by_name.get_images()[0].get_array(),
+                                  by_map.get_images()[0].get_array())
+
+
+def test_class_names_and_titles_are_checked(scene):
+    image, truth, pred = scene
+    for bad in (5, "abcd"):
+        with pytest.raises(TypeError, match="class_names must be None, a list"):
+            plot_overlay(image, truth, class_names=bad, fig=Figure())
+        with pytest.raises(TypeError, match="class_names must be None, a list"):
+            plot_segmentation(image, truth, pred, class_names=bad, fig=Figure())
+    for plot in (lambda **kw: plot_overlay(image, truth, fig=Figure(), **kw),
+                 lambda **kw: plot_confusion_matrix(truth, pred, fig=Figure(), **kw)):
+        with pytest.raises(ValueError, match=r"class_names must map label values .* \['bg'\]"):
+            plot(class_names={"bg": 0})  # the dict turned round
+    # one dict serves every image: it may name classes this image lacks
+    fig = plot_overlay(image, truth, class_names={0: "bg", 1: "one", 7: "rare"}, fig=Figure())
+    assert "one" in _legend_texts(fig.axes[0]) and "rare" not in _legend_texts(fig.axes[0])
+    fig = plot_overlay(image, truth, classes=[0, 1, 2, 3, 7],
+                       class_names={0: "bg", 7: "rare"}, fig=Figure())
+    assert _legend_texts(fig.axes[0])[-1] == "rare"
+    plot_confusion_matrix(truth, pred, ignore_index=3, class_names={3: "void"}, fig=Figure())
+    with pytest.raises(TypeError, match="titles must be None or a sequence"):
+        plot_segmentation(image, truth, pred, titles="abc", fig=Figure())
+    with pytest.raises(TypeError, match="titles must be None or a sequence"):
+        plot_segmentation(image, truth, pred, titles=3, fig=Figure())
+    fig = plot_segmentation(image, truth, pred, titles=None, fig=Figure())
+    assert [ax.get_title() for ax in fig.axes] == ["image", "truth", "prediction"]
+
+
+@pytest.mark.parametrize("plot", [plot_segmentation, plot_overlay])
+def test_ignore_label_and_background_are_checked(scene, plot):
+    image, truth, _ = scene
+    for bad in ("x", 0.5):
+        with pytest.raises(TypeError, match="ignore_label must be an integer"):
+            plot(image, truth, ignore_label=bad, fig=Figure())
+    with pytest.raises(TypeError, match="background must be"):
+        plot(image, truth, background=0.5, fig=Figure())
+    fig = plot(image, truth, background=2, ignore_label=np.int64(3), fig=Figure())
+    assert "2 (not coloured)" in _legend_texts(fig.axes[-1])
+
+
+def test_flags_vmin_vmax_and_history_fields_are_checked(scene):
+    image, truth, pred = scene
+    with pytest.raises(TypeError, match="values must be True or False"):
+        plot_confusion_matrix(truth, pred, values="no", fig=Figure())
+    with pytest.raises(TypeError, match="legend must be True or False"):
+        plot_overlay(image, truth, legend="no", fig=Figure())
+    assert plot_overlay(image, truth, legend=np.False_, fig=Figure()).axes[0].get_legend() is None
+    heat = np.linspace(0, 1, truth.size).reshape(truth.shape)
+    with pytest.raises(TypeError, match="vmin must be a finite number"):
+        plot_uncertainty(image, heat, vmin="a", fig=Figure())
+    with pytest.raises(ValueError, match="vmax must be a finite number"):
+        plot_uncertainty(image, heat, vmax=float("nan"), fig=Figure())
+    for vmin, vmax in ((1, 0), (0.5, 0.5)):
+        with pytest.raises(ValueError, match="vmin must be less than vmax"):
+            plot_uncertainty(image, heat, vmin=vmin, vmax=vmax, fig=Figure())
+    assert plot_uncertainty(image, heat, vmin=0.2, fig=Figure()).axes[1].get_images()[
+        0].get_clim() == (0.2, 1.0)
+    record = {"epoch": 1, "train_loss": "x", "lr": 0.1, "seconds": 1}
+    with pytest.raises(TypeError, match=r"history\[0\]\['train_loss'\] must be a number"):
+        plot_history([record], fig=Figure())
+    with pytest.raises(TypeError, match=r"history\[1\]\['lr'\] must be a number or None"):
+        plot_history([dict(HISTORY[0]), dict(HISTORY[1], lr="fast")], fig=Figure())
+    with pytest.raises(TypeError, match=r"history\[0\]\['epoch'\]"):
+        plot_history([dict(HISTORY[0], epoch="1")], fig=Figure())
+    fig = plot_history([dict(HISTORY[0], train_loss=float("nan"), val_score=None)],
+                       fig=Figure())
+    assert len(fig.axes) == 3
+
+
 # ------------------------------------------------------------------ gallery
 
 @pytest.mark.slow
