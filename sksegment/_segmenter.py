@@ -24,7 +24,8 @@ from ._outputs import collect
 from ._parameters import PARAMETERS
 from ._predicting import PredictMixin
 from ._validation import check_option, validate_params
-from .augmentation import unwrap
+from .augmentation import check_augment, unwrap
+from .losses import get_loss
 from .metrics import get_scorer
 
 
@@ -442,6 +443,12 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
                              "the fit continues from.")
         if isinstance(self.scoring, str):
             get_scorer(self.scoring)  # an unknown name fails here, not after training
+        # before the data are read: the loss spelling and its loss_params, the
+        # augmenters' parameters, the device
+        if isinstance(self.loss, str):
+            get_loss(self.loss, n_classes=2, loss_params=self.loss_params)
+        check_augment(self.augment)
+        _training.resolve_device(self.device)
 
     # ------------------------------------------------------------------ #
     # fitting

@@ -170,6 +170,16 @@ def make_chain(augment, *, X=None):
     return AugmentationChain(pending)
 
 
+def check_augment(augment):
+    """Check ``augment`` as ``make_chain`` would (its structure and each
+    augmenter's parameters) without fitting anything; "auto" passes."""
+    if isinstance(augment, str) and augment == "auto":
+        return
+    for step in _flatten(augment):
+        if isinstance(step, Augmenter) and not isinstance(step, IntensityStandardizer):
+            clone(step)._make_op()
+
+
 class AugmentationSampler(BaseEstimator):
     """Augmentation as an imbalanced-learn sampler (``fit_resample``).
 

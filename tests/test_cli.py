@@ -43,6 +43,16 @@ def _write_folder(root, X, y, names):
     return root / "images", root / "masks"
 
 
+def _unwritable(folder):
+    try:
+        with open(os.path.join(folder, ".probe"), "w"):
+            pass
+    except OSError:
+        return os.path.isdir(folder)
+    os.remove(os.path.join(folder, ".probe"))
+    return False
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
@@ -239,6 +249,14 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
     assert "'depth' parameter" in capsys.readouterr().err
     assert main(["fit", images, masks, "-o", model, "--set", "depth"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+    # values fit would refuse only later (the loss spelling, its loss_params,
+    # augment, device): usage errors too, before any data are read
+    for value, needle in [("loss=dcie", "did you mean 'dice'"), ("augment=foo", "augment"),
+                          ("device=foo", "device='foo'"),
+                          ("loss_params={'gamma': 2}", "loss_params")]:
+        assert main(["fit", images, masks, "-o", model, "--set", value]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("sksegment fit: error: --set:") and needle in line
     assert main(["fit", images, masks, "-o", model, "--val-images", images]) == 2
     assert main(["fit", images, masks]) == 2  # -o is required
     assert "-o/--output" in capsys.readouterr().err
@@ -284,6 +302,29 @@ def test_failures_exit_1_and_name_the_file(fitted, data, tmp_path, capsys):
         assert "'im08.png' to write" in capsys.readouterr().err
     assert sorted(p.name for p in kept.iterdir()) == ["im08.jpg"]
     assert (kept / "im08.jpg").read_bytes() == b"a photo"
+    # --overwrite replaces what predict wrote, never the user's own files
+    truth = str(data["test"][1])
+    before = {p.name: p.read_bytes() for p in Path(truth).iterdir()}
+    assert main(["predict", str(model), str(data["test"][0]), "-o", truth, "--overwrite",
+                 "-q"]) == 1
+    assert "was not written by sksegment predict" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in Path(truth).iterdir()} == before
+    mine = tmp_path / "mine"
+    for flags in ([], ["--overwrite"]):
+        assert main(["predict", str(model), str(data["test"][0]), "-o", str(mine), "-q",
+                     *flags]) == 0
+    capsys.readouterr()
+    # a model that cannot predict the images leaves no folder behind
+    rgb = tmp_path / "rgb_images"
+    rgb.mkdir()
+    io.imsave(rgb / "a.png", np.zeros((16, 16, 3), np.uint8), check_contrast=False)
+    assert main(["predict", str(model), str(rgb), "-o", str(tmp_path / "none"), "-q"]) == 1
+    assert "channel" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    # a model file that cannot be written is named before training
+    if _unwritable("/proc"):  # even for root
+        assert main(["fit", str(data["train"][0]), str(data["train"][1]),
+                     "-o", "/proc/m.joblib", "-q"]) == 1
+        assert "cannot write the model file '/proc/m.joblib'" in capsys.readouterr().err
     # a mask of another size, named
     other = tmp_path / "other"
     save_masks(other, np.zeros((3, 16, 16), np.uint8), names=data["test_names"])

@@ -186,7 +186,8 @@ def build_parser():
     predict.add_argument("--as-gray", action="store_true",
                          help="convert colour images to grayscale")
     predict.add_argument("--overwrite", action="store_true",
-                         help="replace existing files in OUTDIR")
+                         help="replace the files an earlier predict wrote in OUTDIR "
+                              "(other files are never replaced)")
     predict.set_defaults(run=run_predict)
 
     evaluate = commands.add_parser(

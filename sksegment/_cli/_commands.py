@@ -157,6 +157,13 @@ def run_fit(args):
         raise CLIError(f"output is a folder, not a file: {str(output)!r}")
     if not output.parent.is_dir():
         raise CLIError(f"folder of the output file not found: {str(output.parent)!r}")
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:  # before training: the model file can be written there
+        tmp.touch()
+        tmp.unlink()
+    except OSError as exc:
+        raise CLIError(f"cannot write the model file {str(output)!r}: "
+                       f"{exc.strerror or exc}") from None
 
     palette = _palette(args)
     images = _folder(args.images, "IMAGES")
@@ -178,7 +185,6 @@ def run_fit(args):
     seconds = time.perf_counter() - start
     seg.set_params(verbose=wanted_verbose)
 
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         joblib.dump(seg, tmp)
         os.replace(tmp, output)
@@ -236,12 +242,17 @@ def run_predict(args):
     targets = [outdir / f"{n}{SUFFIX[kind]}" for n in names]
     if args.proba:
         targets += [outdir / "proba" / f"{n}.tif" for n in names]
-    if not args.overwrite:
-        existing = [t for t in targets if t.exists()]
-        if existing:
-            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise CLIError(f"output file exists: {str(existing[0])!r}{more}; pass --overwrite "
-                           "to replace")
+    written = _written_before(outdir)
+    existing = [t for t in targets if t.exists()]
+    foreign = [t for t in existing if _relative(t, outdir) not in written]
+    if existing and not args.overwrite or foreign:
+        first = (foreign or existing)[0]
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CLIError(
+            f"output file exists: {str(first)!r}{more}; "
+            + ("pass --overwrite to replace" if not foreign else
+               "it was not written by sksegment predict, so --overwrite does not replace it: "
+               "remove it or write to another folder"))
     # a file of a mask's name with another extension (an input image, say) is
     # never replaced, --overwrite or not: the folder would pair both by name
     clashes = _same_names(outdir, targets[:len(names)])
@@ -254,24 +265,29 @@ def run_predict(args):
         seg.set_params(tta=args.tta)
     seg.set_params(verbose=0)
 
-    outdir.mkdir(parents=True, exist_ok=True)
-    if args.proba:
-        (outdir / "proba").mkdir(exist_ok=True)
     fmt = "tiff" if kind == "tiff" else "png"
     post = getattr(seg, "postprocessing_", None)  # predict applies it; so must --proba
     chunk = max(1, int(getattr(seg, "batch_size_", 8)))
     with tqdm(total=len(names), desc="predict", unit="image", disable=args.quiet,
               file=sys.stderr, leave=False) as bar:
         for X_part, part in _chunks(X, names, chunk):
+            # predicted before anything is written: a model that cannot
+            # predict these images leaves no folder behind
             if args.proba:
                 proba = model.predict_proba(X_part)
                 labels = [classes[_post(post, p.argmax(-1))] for p in proba]
-                for p, name in zip(proba, part):
-                    write_proba(outdir / "proba" / f"{name}.tif", p, classes)
             else:
                 labels = list(model.predict(X_part))
-            save_masks(outdir, [m.astype(dtype) for m in labels], names=part,
-                       palette=colours, format=fmt, overwrite=True)
+            (outdir / "proba" if args.proba else outdir).mkdir(parents=True, exist_ok=True)
+            if args.proba:
+                for p, name in zip(proba, part):
+                    write_proba(outdir / "proba" / f"{name}.tif", p, classes)
+            paths = save_masks(outdir, [m.astype(dtype) for m in labels], names=part,
+                               palette=colours, format=fmt, overwrite=True)
+            written |= {_relative(p, outdir) for p in paths}
+            if args.proba:
+                written |= {f"proba/{name}.tif" for name in part}
+            _record_written(outdir, written)
             bar.update(len(part))
 
     what = {"png1": "1-bit PNG", "png8": "8-bit indexed PNG" if colours else "8-bit PNG",
@@ -282,6 +298,28 @@ def run_predict(args):
                  f"(float32, one page per class: {classes.tolist()})")
     print(text)
     return 0
+
+
+#: Files ``predict`` wrote in its output folder, which ``--overwrite`` may
+#: replace (a hidden file: the folder readers skip it).
+_WRITTEN = ".sksegment-predict.json"
+
+
+def _relative(path, outdir):
+    return Path(path).relative_to(outdir).as_posix()
+
+
+def _written_before(outdir):
+    try:
+        return set(json.loads((outdir / _WRITTEN).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _record_written(outdir, written):
+    tmp = outdir / f"{_WRITTEN}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"files": sorted(written)}, indent=1))
+    os.replace(tmp, outdir / _WRITTEN)
 
 
 # --------------------------------------------------------------------------- #
