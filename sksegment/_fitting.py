@@ -286,17 +286,21 @@ class FitMixin:
         learn from padding. Smaller images are padded (``_forward.MIN_CELLS``)."""
         if not isinstance(self.model, str):
             return
-        size = tuple(self.patch_size_ or self.fingerprint_["shape_median"])
+        median = tuple(int(v) for v in self.fingerprint_["shape_median"])
+        # patches are cropped from the images: none is larger than its image
+        size = (median if self.patch_size_ is None
+                else tuple(min(p, m) for p, m in zip(self.patch_size_, median)))
         problem = too_deep(*size, 2 ** self.depth_)
         if problem:
-            what = (f"patch_size_ {size}" if self.patch_size_ is not None
+            what = (f"patch_size_ {tuple(self.patch_size_)}" if size != median
                     else f"the median training image ({size[0]} x {size[1]})")
             deepest = next((d for d in range(self.depth_ - 1, 0, -1)
                             if not too_deep(*size, 2 ** d)), None)
-            give = f"Give depth={deepest} or less, " if deepest else "Give larger images, "
-            raise ValueError(
-                f"X: depth={self.depth_} is too deep for {what}: {problem}. {give}or a larger "
-                f"patch_size.")
+            give = (f"Give depth={deepest} or less" if deepest
+                    else "Give larger images or fewer downsamplings")
+            bigger = ", or a larger patch_size" if size != median else ""
+            raise ValueError(f"X: depth={self.depth_} is too deep for {what}: {problem}. "
+                             f"{give}{bigger}.")
 
     def _augment_by_budget(self, chain, prepare, X, epochs, first):
         """``augment="auto"`` follows the budget: before each epoch, the

@@ -372,9 +372,11 @@ def plan(fingerprint, device, *, patch_size="auto", depth="auto", batch_size="au
     shape = planned_patch if planned_patch is not None else median
 
     if depth == "auto":
-        planned_depth = depth_for(shape, width)
-        reasons.append(_depth_reason(shape, planned_depth,
-                                     "median image" if planned_patch is None else "patch"))
+        # a patch larger than the median image crops no more than the image
+        seen = tuple(min(p, m) for p, m in zip(shape, median))
+        planned_depth = depth_for(seen, width)
+        reasons.append(_depth_reason(seen, planned_depth, "median image" if
+                                     planned_patch is None or seen != shape else "patch"))
     else:
         planned_depth = depth
 

@@ -151,8 +151,8 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         "onecycle" rises to ``learning_rate`` over the first 30 % and falls
         to almost 0 at the end, "cosine" falls to 1 % of it; "plateau" halves
         the rate when the validation score (or the training loss) has not
-        improved for more than ``n_iter_no_change // 2`` epochs in a row
-        (torch's ``ReduceLROnPlateau`` with that patience). ``partial_fit``, which
+        improved for more than ``max(1, n_iter_no_change // 2)`` epochs in a
+        row (torch's ``ReduceLROnPlateau`` with that patience). ``partial_fit``, which
         does not know the length of the run, trains at ``learning_rate``
         (halving it on a plateau with "plateau").
     warmup_epochs : int, default=0
@@ -161,7 +161,7 @@ class CNNSegmenter(FitMixin, PredictMixin, BaseEstimator):
         Hold out ``validation_fraction`` of the images (or use ``X_val`` and
         ``y_val`` given to ``fit``), stop when the validation score has not
         improved by ``tol`` for ``n_iter_no_change`` epochs, and restore the
-        best weights.
+        best weights (those of the highest score, whatever ``tol``).
     validation_fraction : float, default=0.1
         Share of whole images held out for early stopping.
     n_iter_no_change : int, default=10

@@ -655,7 +655,7 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
                 loss_sum, n_done = dist.end_epoch(model, loss_sum, n_done)
             train_loss = float(loss_sum) / max(n_done, 1)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr_epoch}
-            if out_of_time:
+            if out_of_time and steps < n_batches:  # an epoch the budget cut short
                 record.update(steps=steps, n_batches=n_batches)
             score = None
             if validate is not None:
@@ -674,15 +674,17 @@ def run_epochs(trainer, sampler, prepare, rng, log, *, n_epochs, train_indices=N
 
             stop = False
             if score is not None and early_stopping:
+                # tol decides whether training goes on (as in scikit-learn's
+                # MLP); the best weights are those of the highest score
                 if score > log.best_score + tol:
-                    log.best_score, log.best_epoch = score, epoch + 1
-                    log.best_state = _clone_state(model)
                     log.no_improvement = 0
                 else:
                     log.no_improvement += 1
                     stop = log.no_improvement >= n_iter_no_change
-            elif score is not None and score > log.best_score:
+            if score is not None and score > log.best_score:
                 log.best_score, log.best_epoch = score, epoch + 1
+                if early_stopping:
+                    log.best_state = _clone_state(model)
             if verbose:
                 from tqdm.auto import tqdm
                 extra = "" if score is None else f", validation score {score:.4f}"

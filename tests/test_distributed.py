@@ -307,7 +307,6 @@ def test_ranks_share_the_clock_of_a_time_budget(two_ranks):
     # so the learning rates, the epochs and the stopping step agree
     assert a["history"] == b["history"] and len(a["history"]) > 1
     assert len({h["lr"] for h in a["history"]}) > 1  # the rate follows the clock
-    assert "steps" in a["history"][-1]  # stopped by the budget, mid-epoch or at its end
     for k in a["state"]:
         assert torch.equal(a["state"][k], b["state"][k]), k
 

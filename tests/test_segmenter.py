@@ -265,6 +265,8 @@ def test_predict_warns_when_images_come_in_other_units():
     (dict(depth=12), (r"depth=12 is too deep for the median training image \(16 x 16\): "
                       r"halving .* less than one pixel.* Give depth=4 or less")),
     (dict(depth=3, patch_size=4), r"too deep for patch_size_ \(4, 4\).* Give depth=2 or less"),
+    # a patch larger than the images crops no more than them
+    (dict(depth=5, patch_size=32), r"too deep for the median training image \(16 x 16\)"),
 ])
 def test_a_network_too_deep_for_the_images_is_refused_before_training(params, match):
     X, y = make_shapes(n_samples=7, image_size=16, random_state=0)
@@ -272,6 +274,18 @@ def test_a_network_too_deep_for_the_images_is_refused_before_training(params, ma
     with pytest.raises(ValueError, match=match):
         seg.fit(X, y)
     assert not hasattr(seg, "model_")
+
+
+def test_early_stopping_keeps_the_best_weights_whatever_tol():
+    X, y = make_shapes(n_samples=8, image_size=32, random_state=0)
+    kw = dict(TINY, max_epochs=3, precision="fp32", augment=None, tta=False,
+              lr_schedule="constant", early_stopping=True, validation_fraction=0.25,
+              n_iter_no_change=5)
+    seg = CNNSegmenter(**kw, tol=1.0).fit(X, y)  # no gain counts against n_iter_no_change
+    scores = seg.validation_scores_
+    assert seg.best_score_ == max(scores) and seg.best_epoch_ == 1 + int(np.argmax(scores))
+    refit = CNNSegmenter(**{**kw, "max_epochs": seg.best_epoch_}, tol=1.0).fit(X, y)
+    np.testing.assert_array_equal(seg.predict_proba(X), refit.predict_proba(X))
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])
