@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 
+import joblib
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
@@ -135,14 +136,16 @@ class FitMixin:
             if fitted is not None and len(fitted.deterministic()):
                 # a standardiser fitted on the first fit's data: the network learnt
                 # on its output, so a continued fit keeps it (and its augment)
-                if augment is not self.augment_ and augment != self.augment_:
+                if joblib.hash(augment) != joblib.hash(self.augment_):  # by value
                     raise ValueError(
                         "augment differs from the fitted segmenter's, whose deterministic "
                         "steps (a standardiser) the network was trained on; warm_start and "
                         "partial_fit keep them. Set augment back, or fit a new network "
                         "(warm_start=False, or sklearn.base.clone).")
             else:
-                self.augment_ = augment
+                # a copy: set_params(augment__...) after fit changes the
+                # parameter, not the record of what trained
+                self.augment_ = copy.deepcopy(augment)
                 self._augment_chain = make_chain(augment, X=X)
             full_chain = _join_chains(chain, self._augment_chain)
             counts = count_pixels(masks, codec, self.n_classes_)

@@ -486,6 +486,24 @@ def test_a_continued_fit_keeps_the_fitted_standardiser():
     seg.set_params(augment=[IntensityStandardizer(), RandomFlip()])
     with pytest.raises(ValueError, match="augment differs from the fitted"):
         seg.partial_fit(X, y)
+    seg.set_params(augment=[IntensityStandardizer()]).partial_fit(X, y)  # equal: continues
+
+
+def test_augment_is_recorded_by_value():
+    from sklearn.pipeline import make_pipeline
+
+    from sksegment.augmentation import IntensityStandardizer, RandomFlip
+
+    X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
+    seg = CNNSegmenter(**TINY, augment=RandomFlip(p=0.0)).fit(X, y)
+    assert seg.augment_ is not seg.augment
+    seg.set_params(augment__p=1.0)  # the parameter changes, not what trained
+    assert seg.augment_.p == 0.0
+    pipe = make_pipeline(IntensityStandardizer(), RandomFlip(p=0.0))
+    warm = CNNSegmenter(**TINY, augment=pipe, warm_start=True).fit(X, y)
+    warm.set_params(augment__randomflip__p=1.0)  # a change in place is a change
+    with pytest.raises(ValueError, match="augment differs from the fitted"):
+        warm.fit(X, y)
 
 
 def test_y_val_labels_never_seen_in_fit_are_announced():
