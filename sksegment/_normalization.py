@@ -90,7 +90,8 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
     low = torch.full((c,), float("inf"), dtype=torch.float64)
     high = torch.full((c,), -float("inf"), dtype=torch.float64)
     samples, kept, rate = [], 0, 1.0  # a uniform sample of at most 2 * _MAX_SAMPLES pixels
-    for x in _batches(images, transform, device):
+    positions = {}  # image -> the pixels it gives to the sample (flat indices)
+    for x, spans in _batches(images, transform, device):
         batch_low = x.amin(dim=(0, 2, 3)).double().cpu()
         batch_high = x.amax(dim=(0, 2, 3)).double().cpu()
         if not (torch.isfinite(batch_low).all() and torch.isfinite(batch_high).all()):
@@ -99,17 +100,30 @@ def intensity_statistics(images, transform=None, device="cpu", percentiles=(0.5,
                              "values; their intensity statistics cannot be computed.")
         low, high = torch.minimum(low, batch_low), torch.maximum(high, batch_high)
         moments.add(x, torch.maximum(batch_low.abs(), batch_high.abs()))
-        pixels = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last batches
-        take = int(rng.binomial(min(pixels.shape[0], _SAMPLES_PER_IMAGE * x.shape[0]), rate))
-        idx = torch.from_numpy(rng.randint(0, pixels.shape[0], take)).to(pixels.device)
-        # a copy the NumPy allocator owns: small torch blocks kept alive
-        # between the batches' large ones fragment the heap (measured: RSS
-        # grew by about a batch per batch)
-        samples.append(pixels[idx].cpu().numpy().copy())
-        kept += take
-        while kept > 2 * _MAX_SAMPLES:  # halve what is kept, and the rate from now on
-            samples = [np.concatenate(samples)[rng.rand(kept) < 0.5]]
-            kept, rate = len(samples[0]), rate / 2
+        # each image draws its sample positions from a generator of its own,
+        # and the thinning runs at image ends: the sample does not depend on
+        # how the images are batched or cut into bands (in memory, or a
+        # store's chunks)
+        for j, (i, top, bottom, height) in enumerate(spans):
+            width = x.shape[3]
+            if top == 0:
+                own = np.random.RandomState([random_state, i])
+                take = int(own.binomial(min(height * width, _SAMPLES_PER_IMAGE), rate))
+                positions[i] = own.randint(0, height * width, take)
+            pos = positions[i]
+            pos = pos[(pos >= top * width) & (pos < bottom * width)] - top * width
+            pixels = x[j].permute(1, 2, 0).reshape(-1, c)
+            idx = torch.from_numpy(pos).to(pixels.device)
+            # a copy the NumPy allocator owns: small torch blocks kept alive
+            # between the batches' large ones fragment the heap (measured:
+            # RSS grew by about a batch per batch)
+            samples.append(pixels[idx].cpu().numpy().copy())
+            kept += len(pos)
+            if bottom == height:  # the image is complete
+                del positions[i]
+                while kept > 2 * _MAX_SAMPLES:  # halve what is kept, and the rate from now on
+                    samples = [np.concatenate(samples)[rng.rand(kept) < 0.5]]
+                    kept, rate = len(samples[0]), rate / 2
     # the sample is bounded: float64 keeps the percentiles' interpolation
     # (hi - lo) finite for values near float32's limits
     sample = np.concatenate(samples).astype(np.float64)
@@ -190,28 +204,31 @@ class _Moments:
 
 
 def _batches(images, transform, device):
-    """Float tensors (N, C, H, W) of the images: a few whole images at a time
-    from an in-memory array, bands of rows (bounded reads) from a store or a
-    list."""
+    """Float tensors (N, C, H, W) of the images with what each holds: a few
+    whole images at a time from an in-memory array, bands of rows (bounded
+    reads) from a store or a list; see :func:`_host_batches`."""
     with torch.no_grad():
-        for batch in _host_batches(images):
+        for batch, spans in _host_batches(images):
             x = to_tensor(batch, device)  # within float32's range: check_images saw to it
-            yield transform(x) if transform is not None else x
+            yield (transform(x) if transform is not None else x), spans
 
 
 def _host_batches(images):
+    """``(batch, spans)``: ``spans[j] = (image, top, bottom, height)`` says
+    which rows of which image ``batch[j]`` holds."""
     if isinstance(images, np.ndarray):
         n = len(images)
         h, w = image_shape(images, 0)
         step = max(1, _BATCH_PIXELS // (h * w))
         for i in range(0, n, step):
-            yield images[i:i + step]
+            yield images[i:i + step], [(k, 0, h, h) for k in range(i, min(n, i + step))]
         return
     for i in range(len(images)):
+        height = image_shape(images, i)[0]
         for top, bottom in row_bands(images, i):
             band = images[i][top:bottom] if isinstance(images, list) \
                 else images[i, top:bottom]
-            yield np.asarray(band)[None]
+            yield np.asarray(band)[None], [(i, top, bottom, height)]
 
 
 def make_normalization(kind, stats, n_channels_in):

@@ -473,6 +473,21 @@ def test_intensity_statistics_exact_moments_and_a_bounded_sample(monkeypatch):
         np.testing.assert_allclose(values, np.percentile(flat, q, axis=0), atol=0.02)
 
 
+def test_the_percentile_sample_does_not_depend_on_how_images_are_stored(tmp_path):
+    from sksegment._arrays import LazyArray
+    from sksegment._normalization import intensity_statistics
+
+    zarr = pytest.importorskip("zarr")
+    X = np.random.RandomState(0).randn(6, 32, 40, 2).astype(np.float32)
+    z = zarr.open(str(tmp_path / "x.zarr"), mode="w", shape=X.shape, dtype=X.dtype,
+                  chunks=(1, 7, 40, 2))  # bands of 7 rows, not whole images
+    z[:] = X
+    q = (0.5, 37.0, 99.5)
+    got = [intensity_statistics(v, percentiles=q)["percentiles"]
+           for v in (X, LazyArray(X), list(X), LazyArray(z))]
+    assert all(g == got[0] for g in got[1:])
+
+
 def test_auto_depth_takes_a_custom_network_s_own_depth(data):
     from sksegment.models import UNet
     X, y = data
