@@ -95,9 +95,12 @@ class BatchSampler:
             yield self.batch(order[start:start + self.batch_size], rng)
 
     def batch(self, idx, rng):
-        if self.patch_size is None and self._is_array:
-            idx = np.sort(idx)  # sorted fancy indexing reads memory in order
-            return self.images[idx], self.masks[idx], None
+        if self.patch_size is None:
+            # sorted: fancy indexing reads memory in order, and a list of the
+            # same images batches (and so trains) as the array does
+            idx = np.sort(idx)
+            if self._is_array:
+                return self.images[idx], self.masks[idx], None
         crops = [self._crop(i, rng) for i in idx]
         return _stack([c[0] for c in crops], [c[1] for c in crops])
 

@@ -185,6 +185,17 @@ def test_image_array_with_a_list_of_masks():
         assert seg.classes_.tolist() == [0, 1, 2] and seg.n_iter_ == 2
 
 
+def test_a_list_of_images_trains_as_the_array_does():
+    # whole-image batches hold the same images in the same order whether X
+    # is an array or a list of its images, so the fits agree
+    X, y = make_shapes(n_samples=12, image_size=32, random_state=0)
+    params = dict(TINY, augment="auto", tta=False, precision="fp32")
+    a = CNNSegmenter(**params).fit(X, y)
+    b = CNNSegmenter(**params).fit(list(X), list(y))
+    assert [h["train_loss"] for h in a.history_] == [h["train_loss"] for h in b.history_]
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
+
+
 def test_masks_of_mixed_dtypes_keep_their_labels():
     from sksegment.augmentation import RandomFlip
 
