@@ -614,4 +614,6 @@ def test_compile_failure_falls_back_to_eager(data, monkeypatch):
         compiled = CNNSegmenter(**TINY, max_epochs=2, compile=True).fit(X[:8], y[:8])
     eager = CNNSegmenter(**TINY, max_epochs=2).fit(X[:8], y[:8])
     assert compiled.loss_curve_ == eager.loss_curve_
-    np.testing.assert_array_equal(compiled.predict(X[8:10]), eager.predict(X[8:10]))
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):  # predict compiles anew
+        pred = compiled.predict(X[8:10])
+    np.testing.assert_array_equal(pred, eager.predict(X[8:10]))
