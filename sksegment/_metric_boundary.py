@@ -111,7 +111,7 @@ def hausdorff_distance(y_true, y_pred, *, labels=None, percentile=100, average="
     counting as a boundary (see :mod:`sksegment.metrics`). A class absent from
     both images is left out for that image; a class present in only one of
     them scores the image diagonal ``sqrt((H-1)**2 + (W-1)**2)``, the largest
-    possible distance. Each class is averaged over the images where it is
+    possible distance (at least 1). Each class is averaged over the images where it is
     scored, then ``average="macro"`` averages the classes.
 
     Parameters
@@ -154,7 +154,7 @@ def hausdorff_distance(y_true, y_pred, *, labels=None, percentile=100, average="
         return max(np.percentile(pred_to_true, q), np.percentile(true_to_pred, q))
 
     score = _boundary_score(y_true, y_pred, labels, ignore_index, average, pair,
-                            lambda h, w: math.hypot(h - 1, w - 1))
+                            lambda h, w: max(math.hypot(h - 1, w - 1), 1.0))
     return finish(score, "hausdorff_distance")
 
 

@@ -31,7 +31,10 @@ NaN in per-class results; it never counts as 1 or as 0.** So a score does not
 depend on which classes a cross-validation fold happens to contain, and the
 figures of different folds stay on one scale. ``zero_division=0`` or ``1``
 chooses the other conventions instead. An average over nothing (no class
-defined anywhere) is NaN with an ``UndefinedMetricWarning``.
+defined anywhere) is NaN with an ``UndefinedMetricWarning``. With
+``labels=None`` and every pixel of ``y_true`` equal to ``ignore_index``
+there are no labels to find, and the functions that need them (all but
+:func:`pixel_accuracy`) raise a ValueError; pass ``labels`` to get NaN.
 
 Boundaries
 ----------
@@ -57,7 +60,8 @@ both non-empty              distance     F1            share
 ==========================  ===========  ============  ===============
 
 where "diagonal" is ``sqrt((H-1)**2 + (W-1)**2)``, the largest distance
-within that image: a finite worst case, so a model that misses a class is
+within that image (at least 1, so a 1 x 1 image that misses a class does
+not score as a perfect one): a finite worst case, so a model that misses a class is
 penalised rather than excused (left out) or sent to infinity.
 
 Scorers

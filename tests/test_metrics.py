@@ -394,7 +394,7 @@ def test_boundary_metrics_match_brute_force(pair, q, tol):
 
     np.testing.assert_allclose(
         hausdorff_distance(t, p, labels=labels, percentile=q, average=None),
-        _ref_boundary_metric(t, p, labels, hd, lambda h, w: math.hypot(h - 1, w - 1)))
+        _ref_boundary_metric(t, p, labels, hd, lambda h, w: max(math.hypot(h - 1, w - 1), 1)))
     np.testing.assert_allclose(
         boundary_f1_score(t, p, labels=labels, tolerance=tol, average=None),
         _ref_boundary_metric(t, p, labels, bf, lambda h, w: 0.0))
@@ -428,6 +428,12 @@ def test_hausdorff_empty_cases():
     per_class = hausdorff_distance(t, t, labels=[0, 1, 2], average=None)
     assert np.isnan(per_class[2]) and np.all(per_class[:2] == 0)
     assert hausdorff_distance(t, t, labels=[0, 1, 2]) == 0.0
+
+
+def test_hausdorff_penalises_a_missed_class_in_a_one_pixel_image():
+    one = np.array([[1]])
+    assert hausdorff_distance(one, one) == 0.0
+    np.testing.assert_allclose(hausdorff_distance(one, 0 * one, average=None), [1.0, 1.0])
 
 
 def test_boundary_f1_drops_beyond_tolerance():
