@@ -77,9 +77,18 @@ def cpu_has_bf16():
         return False
 
 
+def cuda_has_bf16(device):
+    """Whether the GPU ``device`` computes in bf16 natively: compute
+    capability 8.0 (Ampere) or later. Older GPUs (T4, V100) can emulate bf16
+    tensors, which ``torch.cuda.is_bf16_supported()`` counts, but cuDNN has
+    no bf16 convolutions there; they train in fp16 with a gradient scaler."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_properties(index).major >= 8
+
+
 def _auto_bf16(device):
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return cuda_has_bf16(device)
     return device.type == "cpu" and cpu_has_bf16()
 
 

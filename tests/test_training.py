@@ -419,6 +419,25 @@ def test_precision_on_cpu(data):
     assert seg.precision_ == "bf16"
 
 
+def test_auto_precision_on_gpus_follows_the_fitted_gpus_compute_capability(monkeypatch):
+    """precision="auto" is bf16 on Ampere and later, fp16 with a gradient
+    scaler before (where bf16 is only emulated), judged on the GPU fitted on,
+    not the current one (checked on CPU with the device properties faked)."""
+    majors = {0: 8, 1: 7}  # an A100 and a V100
+
+    class Props:
+        def __init__(self, index):
+            self.major = majors[index]
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", Props)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # emulation counts
+    assert _training.resolve_precision("auto", torch.device("cuda:0")) == (torch.bfloat16, False)
+    assert _training.resolve_precision("auto", torch.device("cuda:1")) == (torch.float16, True)
+    assert _training.resolve_precision("auto", torch.device("cuda")) == (torch.bfloat16, False)
+    assert _training.inference_dtype("auto", torch.device("cuda:1")) is torch.float16
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_on_cpu_follows_native_bf16(native, data, monkeypatch):
     """precision="auto" trains and predicts in bf16 on CPUs that compute in
