@@ -150,7 +150,7 @@ class FitMixin:
             full_chain = _join_chains(chain, self._augment_chain)
             counts = count_pixels(masks, codec, self.n_classes_)
             if not continuing:
-                reasons = self._plan(images, counts, full_chain.deterministic(), device)
+                reasons = self._plan(images, counts, full_chain.deterministic(), device, dist)
                 self._design = {k: getattr(self, k) for k in _DESIGN}
                 if self.verbose:
                     self._print_plan(reasons)
@@ -258,14 +258,15 @@ class FitMixin:
         self.interrupted_ = interrupted
         self._rng = rng
 
-    def _plan(self, images, counts, deterministic_chain, device):
+    def _plan(self, images, counts, deterministic_chain, device, dist=None):
         """The data-driven choices: fingerprint_, patch_size_, batch_size_,
-        depth_, norm_ and normalization_."""
+        depth_, norm_ and normalization_. Data-parallel ranks plan for the
+        smallest of their GPUs, so that they all make the same choices."""
         transform = ((lambda x: deterministic_chain(x, None, training=False)[0])
                      if len(deterministic_chain) else None)
         stats = intensity_statistics(images, transform, device)
         self.fingerprint_ = dict(_planning.data_fingerprint(images, counts, self.classes_, stats),
-                                 device=_planning.device_fingerprint(device))
+                                 device=_planning.device_fingerprint(device, dist))
         choice = _planning.plan(self.fingerprint_, self.fingerprint_["device"],
                                 patch_size=self.patch_size, depth=self._declared_depth(),
                                 batch_size=self.batch_size, width=self.width,

@@ -176,15 +176,22 @@ def tta_for(n_channels, default_augmentation):
     return "horizontal" if n_channels == 3 else True
 
 
-def device_fingerprint(device):
+def device_fingerprint(device, dist=None):
     """``{"type", "name", "memory_bytes"}`` of a torch device (memory is
-    None on a CPU)."""
+    None on a CPU). With ``dist`` (a data-parallel context, which has
+    ``max_float``), the memory is the smallest over its ranks' GPUs: every
+    rank then plans the same patches, batches and depth (ranks on GPUs of
+    different sizes otherwise ran different numbers of steps per epoch)."""
     device = torch.device(device)
+    memory = name = None
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
-        return {"type": "cuda", "name": props.name, "memory_bytes": int(props.total_memory)}
-    return {"type": device.type, "name": device.type, "memory_bytes": None}
+        memory, name = int(props.total_memory), props.name
+    if dist is not None:  # every rank joins the collective, whatever its device
+        smallest = -dist.max_float(-(math.inf if memory is None else memory))
+        memory = None if memory is None else int(smallest)
+    return {"type": device.type, "name": name or device.type, "memory_bytes": memory}
 
 
 def data_fingerprint(images, class_counts, classes, intensities):

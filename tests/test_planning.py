@@ -583,3 +583,29 @@ def test_default_fit_on_tiny_images():
     with pytest.raises(ValueError, match=r"1 x 1 pixels down to 1/2 leaves less than one pixel"):
         one.fit(X[:, :1, :1], y[:, :1, :1])
     assert not hasattr(one, "model_")
+
+
+def test_data_parallel_ranks_plan_for_their_smallest_gpu(monkeypatch):
+    """Ranks on GPUs of different sizes plan with the smallest (faked here:
+    this rank's GPU has 24 GiB, another rank's 6 GiB), so that they all run
+    the same patches, batches and steps per epoch."""
+    from sksegment._planning import device_fingerprint
+
+    class Props:
+        name, total_memory = "big", 24 * 2**30
+
+    class TwoRanks:  # max_float as the other rank (6 GiB) joins it
+        def max_float(self, number):
+            return max(number, -6.0 * 2**30)
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Props)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    alone = device_fingerprint("cuda:0")
+    shared = device_fingerprint("cuda:0", TwoRanks())
+    assert alone["memory_bytes"] == 24 * 2**30 and shared["memory_bytes"] == 6 * 2**30
+    fp = fingerprint((1024, 1024), 400)
+    small = {"type": "cuda", "name": "small", "memory_bytes": 6 * 2**30}
+    assert plan(fp, shared) == plan(fp, small)
+    assert plan(fp, shared)["batch_size"] < plan(fp, alone)["batch_size"]
+    # a CPU rank joins the collective too and keeps no memory figure
+    assert device_fingerprint("cpu", TwoRanks())["memory_bytes"] is None
