@@ -489,9 +489,12 @@ class Context:
                     setattr(parent, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(child))
                     self._swapped.append((parent, name, child))
 
-    def close(self):
+    def close(self, completed=False):
         """Take DDP and SyncBatchNorm off the network (in place) and destroy
-        the process group when this fit created it."""
+        the process group when this fit created it: after a barrier when the
+        fit ``completed`` on every rank (gloo ranks that left one another
+        without it aborted at exit, "terminate called without an active
+        exception", in about a third of the runs)."""
         trainer, self._trainer = self._trainer, None
         if trainer is not None:
             trainer.forward = trainer.model
@@ -504,13 +507,16 @@ class Context:
             self.created = False
             dist = _dist()
             if dist.is_initialized():
+                if completed:
+                    dist.barrier()
                 dist.destroy_process_group()
 
 
-def finish(ctx):
-    """End a data-parallel fit (no-op for None)."""
+def finish(ctx, completed=False):
+    """End a data-parallel fit (no-op for None); ``completed``: it returned
+    normally, so every rank reaches this point."""
     if ctx is not None:
-        ctx.close()
+        ctx.close(completed)
 
 
 # --------------------------------------------------------------------------- #

@@ -58,8 +58,10 @@ class FitMixin:
                                                    np.random.RandomState) else None
         rng_saved = None if user_rng is None else user_rng.get_state()
         run = {}
+        completed = False
         try:
             self._run_fit(run, X, y, X_val, y_val, n_epochs, incremental, classes)
+            completed = True
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
@@ -70,7 +72,8 @@ class FitMixin:
             _training.discard(run.get("model"), run.get("trainer"))
             raise
         finally:
-            _distributed.finish(run.get("dist"))  # DDP off; the group it created destroyed
+            # DDP off; the group it created destroyed
+            _distributed.finish(run.get("dist"), completed)
             device = run.get("device")
             run.clear()
             _training.release_cuda_memory(device)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from sksegment import CNNSegmenter
+from sksegment import CNNSegmenter, _distributed
 from sksegment._distributed import ENV_VARS, TIMEOUT_VAR, Context, ShardedSampler
 from sksegment._sampling import BatchSampler
 from sksegment.datasets import make_shapes
@@ -120,6 +120,32 @@ def test_sync_batchnorm_shares_its_state_and_is_taken_off_in_place():
     assert [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)] \
         == originals
     assert not originals[0].training and float(originals[0].running_mean[0]) == 1.0
+
+
+@pytest.mark.parametrize("completed", [True, False])
+def test_a_created_group_is_left_together_only_after_a_completed_fit(completed, monkeypatch):
+    """After a fit that returned on every rank, the ranks meet at a barrier
+    before the group they created is destroyed (gloo ranks that parted
+    without one aborted at exit now and then); after a failure they do not
+    wait for ranks that may never come."""
+    calls = []
+
+    class FakeDist:
+        def is_initialized(self):
+            return True
+
+        def barrier(self):
+            calls.append("barrier")
+
+        def destroy_process_group(self):
+            calls.append("destroy")
+
+    ctx = Context(torch.device("cpu"), 0, 2, created=True)
+    monkeypatch.setattr(_distributed, "_dist", FakeDist)
+    _distributed.finish(ctx, completed)
+    assert calls == (["barrier", "destroy"] if completed else ["destroy"])
+    _distributed.finish(ctx, completed)  # once only
+    assert len(calls) == (2 if completed else 1)
 
 
 # --------------------------------------------------------------------------- #
