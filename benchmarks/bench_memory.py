@@ -38,6 +38,7 @@ zarr runs out.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -309,8 +310,11 @@ def main(argv=None):
                              f"{PREDICT_SIZES['quick'][1]} quick, {PREDICT_SIZES['full'][1]} full)")
     parser.add_argument("--skip-lazy", action="store_true", help="leave out the zarr runs")
     parser.add_argument("--workdir", default=None,
-                        help="folder for the temporary zarr stores (default: the system's)")
+                        help="folder for the temporary zarr stores, made if missing "
+                             "(default: the system's)")
     args = parser.parse_args(argv)
+    if args.workdir is not None:
+        os.makedirs(args.workdir, exist_ok=True)
     device = _common.resolve_device(args.device)
     if args.child in LAZY_KINDS:
         child_lazy(args.child, args.n[0], args.size, str(device), args.path, args.crop_size,

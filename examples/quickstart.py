@@ -3,12 +3,15 @@
 Run with ``python examples/quickstart.py`` (under a minute on 2 CPU cores).
 """
 
+import argparse
 import sys
 import time
 
 from sksegment import CNNSegmenter
 from sksegment.datasets import make_shapes
 from sksegment.metrics import dice_score, pixel_accuracy
+
+argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, no options
 
 X, y = make_shapes(n_samples=200, image_size=64, random_state=0)
 X_train, y_train, X_test, y_test = X[:150], y[:150], X[150:], y[150:]
