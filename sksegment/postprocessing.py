@@ -62,7 +62,7 @@ __all__ = [
     "keep_largest_component",
     "make_postprocessor",
     "remove_small_components",
-    "select_postprocessing",
+    "select_postprocessing",  # noqa: F822 - from the module __getattr__ below
 ]
 
 #: Step target meaning all foreground classes together (every nonzero pixel).
@@ -620,4 +620,16 @@ def make_postprocessor(options, n_classes, *, name="options"):
     return PostProcessor(steps, connectivity=connectivity, replace=replace)
 
 
-from ._postprocess_selection import select_postprocessing
+def __getattr__(name):
+    # select_postprocessing lives in a module of its own that imports this
+    # one; importing it here, when it is asked for, lets either module be
+    # imported first (PEP 562)
+    if name == "select_postprocessing":
+        from ._postprocess_selection import select_postprocessing
+
+        return select_postprocessing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"select_postprocessing"})

@@ -1,5 +1,7 @@
 import math
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -485,3 +487,12 @@ def test_steps_read_arrays_that_read_on_demand():
 def test_the_functions_name_their_own_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call(np.zeros((8, 8), np.int64))
+
+
+@pytest.mark.parametrize("first", ["sksegment._postprocess_selection", "sksegment.postprocessing"])
+def test_either_postprocessing_module_imports_first(first):
+    # a fresh interpreter: the test session has imported both already
+    code = (f"import {first}; from sksegment.postprocessing import select_postprocessing; "
+            "import sksegment._postprocess_selection as m; "
+            "assert select_postprocessing is m.select_postprocessing")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
