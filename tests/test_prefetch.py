@@ -69,7 +69,9 @@ def test_reads_of_the_next_batch_overlap_the_step(data):
     CNNSegmenter(**dict(KW, max_epochs=1), patch_size=16, loss=SlowLoss()).fit(store, y)
     steps = [(a, b) for kind, a, b in log if kind == "step"]
     reads = [(a, b) for kind, a, b in log if kind == "read" and a > steps[0][0]]
-    # reads made while a step ran: the next batches were being prepared then
+    # the store is read while training (not all at once before it) ...
+    assert len(steps) >= 2 and len(reads) >= len(steps) - 1
+    # ... and the reads made while a step ran: the next batches were being prepared then
     during = sum(any(s0 < r0 < s1 for s0, s1 in steps) for r0, _ in reads)
     assert during >= len(reads) // 2
 

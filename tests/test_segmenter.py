@@ -357,14 +357,16 @@ def test_numpy_booleans_and_strings_are_parameter_values():
 
 def test_validation_data_errors_name_x_val_and_come_before_training():
     X, y = make_shapes(n_samples=8, image_size=16, random_state=0)
-    seg = CNNSegmenter(**{**TINY, "norm": "instance"})
+    steps = []
+    seg = CNNSegmenter(**{**TINY, "norm": "instance"},
+                       loss=lambda logits, target: steps.append(1) or logits.mean())
     with pytest.raises(ValueError, match="y_val has 4 masks but X_val has 8 images"):
         seg.fit(X, y, X_val=X, y_val=y[:4])
     with pytest.raises(ValueError, match=r"y_val\[0\] has shape \(8, 8\) but image 0 of X_val"):
         seg.fit(X, y, X_val=list(X[:3]), y_val=[m[:8, :8] for m in y[:3]])
-    loss = []
-    seg.set_params(loss=lambda logits, target: loss.append(1) or logits.mean())
-    assert not loss and not hasattr(seg, "model_")
+    assert not steps and not hasattr(seg, "model_")  # no training step was taken
+    seg.fit(X, y, X_val=X[:2], y_val=y[:2])
+    assert steps  # the loss does record the steps of a fit
 
 
 def test_a_refit_drops_the_earlier_postprocessing_report():
