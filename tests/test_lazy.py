@@ -174,7 +174,12 @@ def test_whole_image_fit_reads_the_batch_images(data):
 def test_validation_split_is_a_lazy_view(data):
     X, y = data
     Xc, yc = Counting(X), Counting(y)
-    CNNSegmenter(**KW, early_stopping=True, validation_fraction=0.25).fit(Xc, yc)
+    CNNSegmenter(**{**KW, "max_epochs": 2}, early_stopping=True,
+                 validation_fraction=0.25).fit(Xc, yc)
+    # the intensity statistics, then each epoch the training images and the
+    # validation images: those are read where they are scored, every epoch
+    # (a copy made at the start would be read once)
+    assert sum(n for _, n in Xc.reads) == 3 * X.size
     # no read of the whole data set (a copy of the validation images would be
     # one fancy-indexed read of them)
     assert max(n for _, n in Xc.reads) <= KW["batch_size"] * 32 * 32

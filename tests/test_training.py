@@ -65,6 +65,20 @@ def test_validation_data_without_early_stopping_is_only_recorded(data):
     assert seg.n_iter_ == 3 and len(seg.validation_scores_) == 3
     seg.set_params(tta=False)  # validation predicts without test-time augmentation
     assert seg.score(X[16:], y[16:]) == pytest.approx(seg.validation_scores_[-1])
+    # scores that fall epoch by epoch: the last weights are kept all the same,
+    # those of a fit without validation data
+    scored = []
+
+    def falling(estimator, X, y):
+        scored.append(1)
+        return -float(len(scored))
+
+    kept = CNNSegmenter(**TINY, max_epochs=3, scoring=falling).fit(
+        X[:16], y[:16], X_val=X[16:], y_val=y[16:])
+    assert kept.validation_scores_ == [-1.0, -2.0, -3.0]
+    plain = CNNSegmenter(**TINY, max_epochs=3).fit(X[:16], y[:16])
+    for a, b in zip(kept.model_.state_dict().values(), plain.model_.state_dict().values()):
+        torch.testing.assert_close(a, b)
 
 
 def test_early_stopping_bad_inputs(data):
@@ -140,6 +154,16 @@ def test_nonfinite_step_never_reaches_weights(data):
     assert all(math.isfinite(v) for v in seg.loss_curve_)
     # the learning rate was halved after the event
     assert seg.history_[1]["lr"] == pytest.approx(seg.learning_rate / 2)
+    # the epoch's start was restored: step 1's update undone by the bad step
+    # 2 leaves the weights where two bad steps (no update at all) leave them
+    fits = []
+    for bad in ({2}, {1, 2}):
+        with pytest.warns(RuntimeWarning, match="Non-finite loss"):
+            fits.append(CNNSegmenter(**TINY, max_epochs=1, loss=FlakyLoss(bad),
+                                     lr_schedule="constant").fit(X[:8], y[:8]))
+    one_bad, both_bad = fits
+    for a, b in zip(one_bad.model_.state_dict().values(), both_bad.model_.state_dict().values()):
+        torch.testing.assert_close(a, b)
 
 
 def test_persistent_nonfinite_raises_with_advice(data):
@@ -153,7 +177,8 @@ def test_persistent_nonfinite_raises_with_advice(data):
 
 def test_huge_learning_rate_is_caught(data):
     """A learning rate of 1e20 makes the weights overflow on the second step:
-    each time the step is skipped, the epoch's start restored, the rate halved."""
+    the fit warns and ends with finite weights and losses (the restore of the
+    epoch's start and the halving: test_nonfinite_step_never_reaches_weights)."""
     X, y = data
     seg = CNNSegmenter(**TINY, max_epochs=3, learning_rate=1e20, optimizer="sgd")
     with pytest.warns(RuntimeWarning, match="Non-finite loss") as caught:
@@ -329,6 +354,16 @@ class PlainCE(torch.nn.Module):
         return F.cross_entropy(logits, target, ignore_index=-100)
 
 
+class CountingCE(PlainCE):
+    """PlainCE that counts its calls on the class (fit trains a copy of it)."""
+
+    calls = 0
+
+    def forward(self, logits, target):
+        CountingCE.calls += 1
+        return super().forward(logits, target)
+
+
 def test_checkpoint_resume_after_crash_matches_uninterrupted(tmp_path):
     X, y = make_shapes(n_samples=8, image_size=32, random_state=0)
     kw = dict(depth=2, width=4, batch_size=4, random_state=0, max_epochs=4, loss=PlainCE())
@@ -340,7 +375,10 @@ def test_checkpoint_resume_after_crash_matches_uninterrupted(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert (ckpt / "checkpoint.pt").exists()
     assert not list(ckpt.glob("*.tmp-*"))  # no half-written file left behind
-    resumed = CNNSegmenter(**kw, checkpoint_dir=str(ckpt), resume=True).fit(X, y)
+    CountingCE.calls = 0
+    resumed = CNNSegmenter(**{**kw, "loss": CountingCE()}, checkpoint_dir=str(ckpt),
+                           resume=True).fit(X, y)
+    assert CountingCE.calls == 4  # epochs 3 and 4 only (2 steps each), not 1 to 4
     straight = CNNSegmenter(**kw).fit(X, y)
     assert resumed.n_iter_ == straight.n_iter_ == 4
     np.testing.assert_allclose(resumed.loss_curve_, straight.loss_curve_, rtol=1e-6)
