@@ -320,6 +320,21 @@ def test_failures_exit_1_and_name_the_file(fitted, data, tmp_path, capsys):
     io.imsave(rgb / "a.png", np.zeros((16, 16, 3), np.uint8), check_contrast=False)
     assert main(["predict", str(model), str(rgb), "-o", str(tmp_path / "none"), "-q"]) == 1
     assert "channel" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    # ... nor when a later image fails (chunks of batch_size_ are written as
+    # they are predicted): the files this run added are taken back
+    chunk = joblib.load(model).batch_size_
+    mixed = tmp_path / "mixed_images"
+    mixed.mkdir()
+    for i in range(chunk + 1):
+        io.imsave(mixed / f"a{i:03d}.png", np.full((16, 16), 9 * i, np.uint8),
+                  check_contrast=False)
+    io.imsave(mixed / "z.png", np.zeros((16, 16, 3), np.uint8), check_contrast=False)
+    assert main(["predict", str(model), str(mixed), "-o", str(tmp_path / "none"), "-q"]) == 1
+    assert "channel" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    kept = {p.name: p.read_bytes() for p in mine.iterdir()}
+    assert main(["predict", str(model), str(mixed), "-o", str(mine), "-q"]) == 1
+    capsys.readouterr()
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == kept
     # a model file that cannot be written is named before training
     if _unwritable("/proc"):  # even for root
         assert main(["fit", str(data["train"][0]), str(data["train"][1]),

@@ -221,8 +221,8 @@ def _post(post, indices):
 def run_predict(args):
     from tqdm.auto import tqdm
 
-    from .._folders import _same_names, load_images, save_masks
-    from .._image_io import SUFFIX, default_palette, mask_storage, write_proba
+    from .._folders import _same_names, load_images
+    from .._image_io import SUFFIX, default_palette, mask_storage
 
     model, seg = load_model(args.model)
     images = _folder(args.images, "IMAGES")
@@ -268,6 +268,34 @@ def run_predict(args):
     fmt = "tiff" if kind == "tiff" else "png"
     post = getattr(seg, "postprocessing_", None)  # predict applies it; so must --proba
     chunk = max(1, int(getattr(seg, "batch_size_", 8)))
+    folder_was_there = outdir.exists()
+    before = set(written) | {_relative(t, outdir) for t in existing}
+    try:
+        _predict_chunks(args, model, X, names, chunk, outdir, classes, post, colours, fmt,
+                        dtype, written, tqdm)
+    except BaseException:
+        # a later chunk that fails (an image of another channel count) takes
+        # back the files this run added, and the folder where it made it
+        _take_back(outdir, written - before, before & written, folder_was_there)
+        raise
+
+    what = {"png1": "1-bit PNG", "png8": "8-bit indexed PNG" if colours else "8-bit PNG",
+            "png16": "16-bit PNG", "tiff": f"TIFF ({np.dtype(dtype)})"}[kind]
+    text = f"wrote {len(names)} label image(s) to {outdir} ({what})"
+    if args.proba:
+        text += (f" and {len(names)} probability TIFF(s) to {outdir / 'proba'} "
+                 f"(float32, one page per class: {classes.tolist()})")
+    print(text)
+    return 0
+
+
+def _predict_chunks(args, model, X, names, chunk, outdir, classes, post, colours, fmt, dtype,
+                    written, tqdm):
+    """Predict and write ``chunk`` images at a time, adding what is written
+    to ``written`` (and to the folder's record of it)."""
+    from .._folders import save_masks
+    from .._image_io import write_proba
+
     with tqdm(total=len(names), desc="predict", unit="image", disable=args.quiet,
               file=sys.stderr, leave=False) as bar:
         for X_part, part in _chunks(X, names, chunk):
@@ -290,14 +318,24 @@ def run_predict(args):
             _record_written(outdir, written)
             bar.update(len(part))
 
-    what = {"png1": "1-bit PNG", "png8": "8-bit indexed PNG" if colours else "8-bit PNG",
-            "png16": "16-bit PNG", "tiff": f"TIFF ({np.dtype(dtype)})"}[kind]
-    text = f"wrote {len(names)} label image(s) to {outdir} ({what})"
-    if args.proba:
-        text += (f" and {len(names)} probability TIFF(s) to {outdir / 'proba'} "
-                 f"(float32, one page per class: {classes.tolist()})")
-    print(text)
-    return 0
+
+def _take_back(outdir, added, kept, folder_was_there):
+    """Remove the files ``added`` (relative names) of a predict that failed;
+    the record keeps the files ``kept``; a folder the run made goes when empty."""
+    for name in added:
+        (outdir / name).unlink(missing_ok=True)
+    if not outdir.is_dir():
+        return
+    if kept:
+        _record_written(outdir, kept)
+    else:
+        (outdir / _WRITTEN).unlink(missing_ok=True)
+    if not folder_was_there:
+        for folder in (outdir / "proba", outdir):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                pass
 
 
 #: Files ``predict`` wrote in its output folder, which ``--overwrite`` may
