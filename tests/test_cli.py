@@ -330,7 +330,15 @@ def test_failures_exit_1_and_name_the_file(fitted, data, tmp_path, capsys):
                   check_contrast=False)
     io.imsave(mixed / "z.png", np.zeros((16, 16, 3), np.uint8), check_contrast=False)
     assert main(["predict", str(model), str(mixed), "-o", str(tmp_path / "none"), "-q"]) == 1
-    assert "channel" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    err = capsys.readouterr().err
+    assert "image 'z' in" in err and "has 3 channel(s) but the model was fitted on 1" in err
+    assert not (tmp_path / "none").exists()
+    mixed_masks = tmp_path / "mixed_masks"
+    save_masks(mixed_masks, np.zeros((chunk + 2, 16, 16), np.uint8),
+               names=[p.stem for p in sorted(mixed.iterdir())])
+    assert main(["fit", str(mixed), str(mixed_masks), "-o", str(tmp_path / "m.joblib"),
+                 "-q"]) == 1
+    assert "'a000' has 1, 'z' has 3" in capsys.readouterr().err
     kept = {p.name: p.read_bytes() for p in mine.iterdir()}
     assert main(["predict", str(model), str(mixed), "-o", str(mine), "-q"]) == 1
     capsys.readouterr()

@@ -106,6 +106,26 @@ def load_model(path):
     return model, seg
 
 
+def _channels(image):
+    return image.shape[2] if image.ndim == 3 else 1
+
+
+def _check_channels(X, names, folder, expected=None):
+    """Name the first image file whose channel count differs from the
+    model's (``expected``) or from the folder's first image."""
+    counts = [_channels(x) for x in X]
+    for i, count in enumerate(counts):
+        if expected is not None and count != expected:
+            raise CLIError(f"image {names[i]!r} in {str(folder)!r} has {count} channel(s) but "
+                           f"the model was fitted on {expected}; convert it"
+                           + (" (--as-gray reads every image as grayscale)"
+                              if expected == 1 else ""))
+        if expected is None and count != counts[0]:
+            raise CLIError(f"images in {str(folder)!r} have different channel counts: "
+                           f"{names[0]!r} has {counts[0]}, {names[i]!r} has {count}; convert "
+                           "them to one (--as-gray reads every image as grayscale)")
+
+
 def _describe_data(X, y=None):
     shapes = {x.shape[:2] for x in X}
     size = ("x".join(map(str, next(iter(shapes)))) if len(shapes) == 1
@@ -168,13 +188,17 @@ def run_fit(args):
     palette = _palette(args)
     images = _folder(args.images, "IMAGES")
     masks = _folder(args.masks, "MASKS")
-    X, y = load_image_folder(images, masks, as_gray=args.as_gray, palette=palette)
+    X, y, names = load_image_folder(images, masks, as_gray=args.as_gray, palette=palette,
+                                    return_names=True)
+    _check_channels(X, names, images)
     _progress(args.quiet, f"training data: {_describe_data(X, y)}")
     X_val = y_val = None
     if args.val_images is not None:
-        X_val, y_val = load_image_folder(_folder(args.val_images, "--val-images"),
-                                         _folder(args.val_masks, "--val-masks"),
-                                         as_gray=args.as_gray, palette=palette)
+        val_images = _folder(args.val_images, "--val-images")
+        X_val, y_val, val_names = load_image_folder(
+            val_images, _folder(args.val_masks, "--val-masks"), as_gray=args.as_gray,
+            palette=palette, return_names=True)
+        _check_channels(X_val, val_names, val_images, expected=_channels(X[0]))
         _progress(args.quiet, f"validation data: {_describe_data(X_val, y_val)}")
 
     start = time.perf_counter()
@@ -238,6 +262,7 @@ def run_predict(args):
     colours = default_palette(classes) if kind == "png8" and not args.no_palette else None
 
     X, names = load_images(images, as_gray=args.as_gray, return_names=True)
+    _check_channels(X, names, images, expected=seg.n_channels_in_)
     _progress(args.quiet, f"images: {_describe_data(X)}")
     targets = [outdir / f"{n}{SUFFIX[kind]}" for n in names]
     if args.proba:
@@ -384,6 +409,7 @@ def run_evaluate(args):
     masks = _folder(args.masks, "MASKS")
     X, y, names = load_image_folder(images, masks, as_gray=args.as_gray,
                                     palette=_palette(args), return_names=True)
+    _check_channels(X, names, images, expected=seg.n_channels_in_)
     _progress(args.quiet, f"data: {_describe_data(X, y)}")
     if args.tta is not None:
         seg.set_params(tta=args.tta)
