@@ -140,18 +140,18 @@ def _stack_if_uniform(arrays):
 
 def _mask_labels(mask, path, page, palette):
     """A 2-D label image from what a mask file holds."""
-    where = _describe(path, page)
+    where = f"{str(path)!r}" if page is None else f"{str(path)!r} (page {page})"
     if mask.ndim == 3 and palette is not None and mask.shape[2] in (3, 4):
-        return colours_to_labels(mask, palette, f"{str(path)!r}" if page is None
-                                 else f"{str(path)!r} (page {page})")
+        return colours_to_labels(mask, palette, where)
     if mask.ndim != 2:
         same = mask.ndim == 3 and bool((mask == mask[..., :1]).all())
         hint = ("its channels are equal, so save (or use) one channel, e.g. mask[..., 0]"
                 if same else
                 "map each colour to an integer class label and save a 2-D (grayscale, "
-                "label or indexed) image, or pass palette={(r, g, b): label}")
+                "label or indexed) image, or pass palette={(r, g, b): label} (on the "
+                "command line: --colour R,G,B=LABEL for each colour)")
         raise ValueError(
-            f"mask {where} in masks_dir has shape {mask.shape}; masks must "
+            f"mask {where} has shape {mask.shape}; masks must "
             f"be 2-D label images (H, W): {hint}."
         )
     if mask.dtype.kind == "f":
@@ -173,7 +173,7 @@ def _check_whole(mask, where):
              "that it is a label image and not a probability or intensity image."))):
         if bad.any():
             found = what.format(value=mask[bad][0], n=int(np.count_nonzero(bad)))
-            raise ValueError(f"mask {where} in masks_dir is a float image holding {found}; "
+            raise ValueError(f"mask {where} is a float image holding {found}; "
                              f"labels must be whole numbers: {fix}")
 
 

@@ -257,7 +257,7 @@ def test_load_image_folder_rgb_mask(folders, rng):
     _write(images / "a.png", np.zeros((6, 6), np.uint8))
     gray = rng.integers(0, 3, (6, 6), dtype=np.uint8)
     _write(masks / "a.png", np.repeat(gray[..., None], 3, axis=2))
-    with pytest.raises(ValueError, match=r"'a.png'.*\(6, 6, 3\).*mask\[\.\.\., 0\]"):
+    with pytest.raises(ValueError, match=r"a.png'.*\(6, 6, 3\).*mask\[\.\.\., 0\]"):
         load_image_folder(images, masks)
     colour = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
     _write(masks / "a.png", colour)
@@ -427,6 +427,10 @@ def test_load_image_folder_colour_masks_through_a_palette(folders):
     _write(images / "a.png", np.zeros((5, 6), np.uint8))
     _write(masks / "a.png", rgb)
     palette = {(0, 0, 0): 0, (255, 0, 0): 1, (0, 255, 0): 300}
+    # without the palette: refused, naming the file's path and both ways to pass one
+    with pytest.raises(ValueError, match=r"mask '.*masks/a\.png' has shape \(5, 6, 3\).*"
+                                         r"palette=\{\(r, g, b\): label\}.*--colour R,G,B=LABEL"):
+        load_image_folder(images, masks)
     _, y = load_image_folder(images, masks, palette=palette)
     assert y.dtype == np.uint16
     assert y[0, 0, 0] == 1 and y[0, 4, 5] == 300 and y[0, 3, 0] == 0
@@ -595,7 +599,7 @@ def test_float_masks_with_other_values_name_the_file(folders, bad, match):
     mask = np.ones((4, 4), np.float64)
     mask[1, 1:3] = bad
     tifffile.imwrite(masks / "b.tif", mask)
-    with pytest.raises(ValueError, match=rf"mask 'b\.tif'.*{match}.* at 2 pixel\(s\)"):
+    with pytest.raises(ValueError, match=rf"mask '.*b\.tif'.*{match}.* at 2 pixel\(s\)"):
         load_image_folder(images, masks)
 
 
