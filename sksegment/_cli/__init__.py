@@ -84,7 +84,9 @@ vol.tif is named vol_000, vol_001, ...):
   labels that fit 0..255    NAME.png, 8-bit; an indexed PNG whose pixel values
                             are the label values and whose palette gives each
                             class its own colour (--no-palette: grayscale)
-  labels that fit 0..65535  NAME.png, 16-bit grayscale
+  labels that fit 0..65535  NAME.png, 16-bit grayscale; also labels that fit
+  or 16-bit masks           0..255 when the training masks were 16-bit
+                            (uint16), whose dtype predictions keep
   bool labels               NAME.png, 1-bit black and white
   other labels              NAME.tif, in the labels' own dtype
   --proba                   also proba/NAME.tif: float32 TIFF, one page per
