@@ -110,6 +110,12 @@ def _channels(image):
     return image.shape[2] if image.ndim == 3 else 1
 
 
+def _model_channels(model, seg):
+    """The channel count the model takes (None for a Pipeline, whose steps
+    may change it)."""
+    return seg.n_channels_in_ if model is seg else None
+
+
 def _check_channels(X, names, folder, expected=None):
     """Name the first image file whose channel count differs from the
     model's (``expected``) or from the folder's first image."""
@@ -262,7 +268,7 @@ def run_predict(args):
     colours = default_palette(classes) if kind == "png8" and not args.no_palette else None
 
     X, names = load_images(images, as_gray=args.as_gray, return_names=True)
-    _check_channels(X, names, images, expected=seg.n_channels_in_)
+    _check_channels(X, names, images, expected=_model_channels(model, seg))
     _progress(args.quiet, f"images: {_describe_data(X)}")
     targets = [outdir / f"{n}{SUFFIX[kind]}" for n in names]
     if args.proba:
@@ -409,7 +415,7 @@ def run_evaluate(args):
     masks = _folder(args.masks, "MASKS")
     X, y, names = load_image_folder(images, masks, as_gray=args.as_gray,
                                     palette=_palette(args), return_names=True)
-    _check_channels(X, names, images, expected=seg.n_channels_in_)
+    _check_channels(X, names, images, expected=_model_channels(model, seg))
     _progress(args.quiet, f"data: {_describe_data(X, y)}")
     if args.tta is not None:
         seg.set_params(tta=args.tta)
