@@ -136,7 +136,7 @@ def _describe_data(X, y=None):
     shapes = {x.shape[:2] for x in X}
     size = ("x".join(map(str, next(iter(shapes)))) if len(shapes) == 1
             else f"{len(shapes)} sizes")
-    channels = {x.shape[2] if x.ndim == 3 else 1 for x in X}
+    channels = {_channels(x) for x in X}
     text = (f"{len(X)} image(s), {size}, {'/'.join(map(str, sorted(channels)))} channel(s), "
             f"{'/'.join(sorted({str(x.dtype) for x in X}))}")
     if y is not None:
